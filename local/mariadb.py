@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pymysql
 
+from local.ports import ensure_port_free
+
 INSTALL_HINT = "install it with: apt-get install -y mariadb-server  (or run local/ensure-packages.sh)"
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
@@ -49,15 +51,21 @@ class MariaDB:
     def __repr__(self) -> str:
         return f"MariaDB({self.name}, port={self.port}, datadir={self.datadir})"
 
-    def start(self, timeout: float = 30, read_only: bool = False) -> None:
-        """Start the server (initialising an empty data directory first) and wait until it answers."""
+    def start(self, timeout: float = 30, as_replica: bool = False) -> None:
+        """Start the server (initialising an empty data directory first) and wait until it answers.
+
+        `as_replica` starts it read-only and in the replica role: crash recovery then drops
+        transactions a killed writer had logged but no replica had acknowledged (MariaDB's
+        semi-sync slave recovery), so it can follow the writer that replaced it.
+        """
         if self.is_running():
             return
+        ensure_port_free(self.port, self.name)
         if not (self.datadir / "mysql").is_dir():
             self._install()
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
-            self._server_command(read_only),
+            self._server_command(as_replica),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -128,7 +136,7 @@ class MariaDB:
             output = result.stdout + result.stderr
             raise RuntimeError(f"mariadb-install-db failed for {self.datadir}:\n{output}")
 
-    def _server_command(self, read_only: bool) -> list[str]:
+    def _server_command(self, as_replica: bool) -> list[str]:
         return [
             find_binary("mariadbd"),
             "--no-defaults",
@@ -150,7 +158,16 @@ class MariaDB:
             "--sync-binlog=1",
             "--max-connections=300",
             "--skip-slave-start",  # replication is configured explicitly by local.replication
-            f"--read-only={'ON' if read_only else 'OFF'}",
+            # Lossless semi-sync on every instance, whatever its role: a commit is acknowledged only
+            # once the replica has it, so a promoted replica holds every acknowledged row, as on
+            # Aurora. With no replica connected the writer does not wait (wait_no_slave=OFF).
+            "--rpl-semi-sync-master-enabled=ON",
+            "--rpl-semi-sync-slave-enabled=ON",
+            "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+            "--rpl-semi-sync-master-wait-no-slave=OFF",
+            "--rpl-semi-sync-master-timeout=2000",
+            f"--read-only={'ON' if as_replica else 'OFF'}",
+            f"--init-rpl-role={'SLAVE' if as_replica else 'MASTER'}",
             *self._user_option(),
         ]
 

@@ -1,0 +1,38 @@
+"""POST /customers: validate, enqueue to the FIFO queue, answer 202 only once SQS has the message."""
+
+import os
+from http import HTTPStatus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ingest.producer import Producer, parse_customer
+from ingest.rest import caller_of, json_response, register_error_handlers
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+producer = Producer(queue_url=os.environ["QUEUE_URL"], sqs=boto3.client("sqs"))
+
+
+@app.post("/customers")
+@tracer.capture_method
+def post_customer():
+    event = app.current_event
+    customer = parse_customer(event.body, event.is_base64_encoded, event.headers.get("content-type"))
+    accepted = producer.accept(customer, event.headers.get("idempotency-key"), caller_of(event))
+    metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
+    logger.info("accepted", request_id=accepted.request_id)
+    return json_response(HTTPStatus.ACCEPTED, accepted)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,38 @@
+"""GET /customers/{customer_id} and GET /records/{request_id}, read through the proxy."""
+
+from http import HTTPStatus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+
+from ingest.config import DatabaseSettings
+from ingest.connection import Database
+from ingest.reader import Reader
+from ingest.rest import json_response, register_error_handlers
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+reader = Reader(Database(DatabaseSettings.from_env()))
+
+
+@app.get("/customers/<customer_id>")
+@tracer.capture_method
+def get_customer(customer_id: str):
+    return json_response(HTTPStatus.OK, reader.customer(customer_id))
+
+
+@app.get("/records/<request_id>")
+@tracer.capture_method
+def get_record(request_id: str):
+    return json_response(HTTPStatus.OK, reader.record(request_id))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Shared package of the customer-ingest functions: models, configuration, database access."""

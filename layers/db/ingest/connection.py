@@ -1,0 +1,145 @@
+"""One database connection per container: opened lazily, checked before use, replaced when broken."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Callable
+from functools import cache, cached_property
+from pathlib import Path
+
+import pymysql
+
+from ingest.config import AMAZON_TRUST_ROOTS, DatabaseSettings, DbAuth, DbTls
+
+# Server errors that mean "not now" rather than "never": the instance is shutting down or restarting,
+# read-only during a failover, the connection was cut, or a lock a later attempt will not meet.
+TRANSIENT_SERVER_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1152,  # aborted connection
+        1158,
+        1159,
+        1160,
+        1161,  # network read/write errors and timeouts
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1290,  # --read-only (a writer demoted, or a replica not yet promoted)
+        1317,  # query interrupted (connection killed)
+        1836,  # read-only mode (MariaDB)
+        1927,  # connection killed (MariaDB)
+        4031,  # disconnected by the server for inactivity (MySQL 8)
+    }
+)
+CLIENT_ERRORS_FROM = 2000  # CR_* codes: the client lost or could not reach the server
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot take writes right now; whatever was asked must wait and be retried."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when the error says the database is away or busy, not that the statement or data is wrong.
+
+    Anything else (a constraint, a trigger's SIGNAL, bad data) is the record's own problem: the
+    consumer then isolates the record instead of holding the whole batch back.
+    """
+    if isinstance(error, (pymysql.err.InterfaceError, OSError)):
+        return True
+    code = error.args[0] if isinstance(error, pymysql.MySQLError) and error.args else None
+    return isinstance(code, int) and (code in TRANSIENT_SERVER_ERRORS or code >= CLIENT_ERRORS_FROM)
+
+
+class Database:
+    """Hands out a live connection, reusing the container's one while it works.
+
+    Connection setup issues no session SET beyond the character set, so RDS Proxy can multiplex
+    (no pinning); transactions are explicit (BEGIN ... COMMIT) on a server-default autocommit session.
+    """
+
+    def __init__(
+        self,
+        settings: DatabaseSettings,
+        trust_roots: Path = AMAZON_TRUST_ROOTS,
+        auth_token: Callable[[DatabaseSettings], str] | None = None,
+        select_database: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._select_database = select_database
+        self._trust_roots = trust_roots
+        self._auth_token = auth_token or _iam_auth_token
+        self._connection: pymysql.Connection | None = None
+
+    @cached_property
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls is DbTls.OFF:
+            return None
+        # create_default_context: CERT_REQUIRED and check_hostname, TLS 1.2 or later.
+        return ssl.create_default_context(cafile=str(self._trust_roots))
+
+    def _password(self) -> str:
+        if self.settings.auth is DbAuth.IAM:
+            return self._auth_token(self.settings)
+        return self.settings.password or ""
+
+    def _open(self) -> pymysql.Connection:
+        settings = self.settings
+        return pymysql.connect(
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=self._password(),
+            database=settings.name if self._select_database else None,
+            charset="utf8mb4",
+            ssl=self._tls_context,
+            connect_timeout=settings.connect_timeout,
+            # A writer that vanished without a reset must not hold the batch until the Lambda timeout.
+            read_timeout=10,
+            write_timeout=10,
+            autocommit=None,
+        )
+
+    def connection(self) -> pymysql.Connection:
+        """A connection that answered a ping just now; raises DatabaseUnavailable if none can be had."""
+        if self._connection is not None:
+            try:
+                self._connection.ping(reconnect=False)
+                return self._connection
+            except Exception:
+                self.discard()
+        try:
+            self._connection = self._open()
+        except Exception as error:
+            if is_transient(error):
+                raise DatabaseUnavailable(
+                    f"cannot connect to {settings_label(self.settings)}: {error}"
+                ) from error
+            raise
+        return self._connection
+
+    def discard(self) -> None:
+        """Drop the connection (after an error that may have left it half-used)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing a broken socket may fail; the connection is gone either way.
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+def settings_label(settings: DatabaseSettings) -> str:
+    return f"{settings.host}:{settings.port}/{settings.name}"
+
+
+@cache
+def _rds_client(region: str | None):
+    import boto3
+
+    return boto3.client("rds", region_name=region)
+
+
+def _iam_auth_token(settings: DatabaseSettings) -> str:
+    # Signed locally with the function's credentials (SigV4, valid 15 minutes): no network call.
+    return _rds_client(settings.region).generate_db_auth_token(
+        DBHostname=settings.host, Port=settings.port, DBUsername=settings.user, Region=settings.region
+    )

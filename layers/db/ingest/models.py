@@ -1,0 +1,95 @@
+"""Pydantic models at the edges: the API body, the queue message, the rows the reader returns."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# The API's limits. template.yaml's request model states the same rules so that API Gateway
+# rejects most bad bodies before a function runs; a test keeps the two in agreement.
+MAX_BODY_BYTES = 64 * 1024
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTES_JSON_BYTES = 16 * 1024
+
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The WHATWG HTML "valid e-mail address" grammar: a well-defined syntax check without a DNS lookup.
+EMAIL_PATTERN = (
+    r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+PHONE_PATTERN = r"^\+?[0-9 ()-]{3,32}$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
+
+
+def _attributes_fit(attributes: dict[str, Any]) -> dict[str, Any]:
+    encoded = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(encoded) > MAX_ATTRIBUTES_JSON_BYTES:
+        raise ValueError(f"must encode to at most {MAX_ATTRIBUTES_JSON_BYTES} bytes of JSON")
+    return attributes
+
+
+class CustomerIn(BaseModel):
+    """The body of POST /customers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    customer_id: CustomerId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=EMAIL_PATTERN)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32, pattern=PHONE_PATTERN)] | None = None
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    attributes: Annotated[
+        dict[str, Any], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_attributes_fit)
+    ] = Field(default_factory=dict)
+
+
+class QueueMessage(BaseModel):
+    """The body of one SQS message: what the producer accepted, as the consumer will store it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: RequestId
+    customer_id: CustomerId
+    accepted_at: Annotated[int, Field(gt=0, description="producer clock, microseconds since the epoch")]
+    payload: dict[str, Any]
+
+    @property
+    def accepted_at_datetime(self) -> datetime:
+        """accepted_at as a naive UTC datetime, the form DATETIME(6) columns take."""
+        seconds, micros = divmod(self.accepted_at, 1_000_000)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros, tzinfo=None)
+
+    def newer_than(self, other: QueueMessage) -> bool:
+        """The order that decides which record becomes the customer's profile."""
+        return (self.accepted_at, self.request_id) > (other.accepted_at, other.request_id)
+
+
+class Accepted(BaseModel):
+    """The 202 reply of POST /customers."""
+
+    request_id: str
+    customer_id: str
+    status: str = "accepted"
+
+
+class CustomerProfile(BaseModel):
+    customer_id: str
+    request_id: str
+    accepted_at: datetime
+    updated_at: datetime
+    payload: dict[str, Any]
+
+
+class CommittedRecord(BaseModel):
+    request_id: str
+    customer_id: str
+    status: str = "committed"
+    accepted_at: datetime
+    committed_at: datetime
+    payload: dict[str, Any]

@@ -1,0 +1,131 @@
+"""The producer's logic: validate a request, enqueue it, and say "accepted" only once SQS has it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from ingest.api import ApiError
+from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN, Accepted, CustomerIn, QueueMessage
+
+# Request ids made from an Idempotency-Key live in their own UUID namespace.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1b8c9e-3f57-4c1e-9a51-2f7d0c4d8e21")
+RETRY_AFTER_SECONDS = "2"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+class MessageSender(Protocol):
+    def send_message(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1_000
+
+
+def request_id_for(idempotency_key: str | None, caller: str) -> str:
+    """The same key from the same caller always names the same request; without one, a fresh id.
+
+    Scoping by caller keeps one client's keys from colliding with (or blocking) another's.
+    """
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    if not _REQUEST_ID.match(idempotency_key):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 64 letters, digits, '-' or '_'",
+            field="Idempotency-Key",
+        )
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller}\n{idempotency_key}"))
+
+
+def _body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
+    if body is None:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "missing_body", "a JSON body is required", field="body")
+    if not is_base64_encoded:
+        return body.encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "malformed_body", "body is not valid base64", "body") from None
+
+
+def parse_customer(body: str | None, is_base64_encoded: bool, content_type: str | None) -> CustomerIn:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {content_type or 'none'}",
+            field="Content-Type",
+        )
+    raw = _body_bytes(body, is_base64_encoded)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "body_too_large",
+            f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}",
+            field="body",
+        )
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "malformed_json", f"body is not valid JSON: {error}", "body"
+        ) from None
+    if not isinstance(document, dict):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "validation_failed", "body must be a JSON object", field="body"
+        )
+    try:
+        return CustomerIn.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "validation_failed", f"{field}: {first['msg']}", field=field
+        ) from None
+
+
+class Producer:
+    def __init__(self, queue_url: str, sqs: MessageSender, clock: Callable[[], int] = _now_micros) -> None:
+        self.queue_url = queue_url
+        self.sqs = sqs
+        self.clock = clock
+
+    def accept(self, customer: CustomerIn, idempotency_key: str | None, caller: str) -> Accepted:
+        request_id = request_id_for(idempotency_key, caller)
+        message = QueueMessage(
+            request_id=request_id,
+            customer_id=customer.customer_id,
+            accepted_at=self.clock(),
+            payload=customer.model_dump(mode="json", exclude_none=True),
+        )
+        try:
+            self.sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=message.model_dump_json(),
+                # One group per customer: its records are applied in order, other customers in parallel.
+                MessageGroupId=customer.customer_id,
+                # SQS drops a resend of the same request within 5 minutes; the database's primary key
+                # catches any later one.
+                MessageDeduplicationId=request_id,
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "queue_unavailable",
+                "the request was not stored; retry with the same Idempotency-Key",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            ) from error
+        return Accepted(request_id=request_id, customer_id=customer.customer_id)

@@ -1,0 +1,66 @@
+"""The reader's logic: look up a customer's profile or a record's commit, with API errors for the rest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from http import HTTPStatus
+
+import pymysql
+
+from ingest import repository
+from ingest.api import ApiError
+from ingest.connection import Database, DatabaseUnavailable, is_transient
+from ingest.models import CUSTOMER_ID_PATTERN, REQUEST_ID_PATTERN, CommittedRecord, CustomerProfile
+
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+class Reader:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def _query[T](self, lookup: Callable[[pymysql.Connection], T]) -> T:
+        try:
+            return lookup(self.database.connection())
+        except DatabaseUnavailable:
+            pass
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self.database.discard()
+        raise ApiError(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is not reachable right now; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+
+    def customer(self, customer_id: str) -> CustomerProfile:
+        if not _CUSTOMER_ID.match(customer_id):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_customer_id",
+                "customer_id must match " + CUSTOMER_ID_PATTERN,
+                field="customer_id",
+            )
+        profile = self._query(lambda connection: repository.get_customer(connection, customer_id))
+        if profile is None:
+            raise ApiError(
+                HTTPStatus.NOT_FOUND, "customer_not_found", "no committed record for this customer yet"
+            )
+        return profile
+
+    def record(self, request_id: str) -> CommittedRecord:
+        if not _REQUEST_ID.match(request_id):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                "invalid_request_id",
+                "request_id must match " + REQUEST_ID_PATTERN,
+                field="request_id",
+            )
+        record = self._query(lambda connection: repository.get_record(connection, request_id))
+        if record is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, "record_not_found", "not yet committed or unknown")
+        return record

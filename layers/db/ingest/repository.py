@@ -1,0 +1,133 @@
+"""SQL for the two tables. Every function takes a live connection; none opens or caches one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pymysql
+
+from ingest.models import CommittedRecord, CustomerProfile, QueueMessage
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    inserted: int
+    duplicates: int
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _newest_per_customer(messages: Sequence[QueueMessage]) -> list[QueueMessage]:
+    newest: dict[str, QueueMessage] = {}
+    for message in messages:
+        current = newest.get(message.customer_id)
+        if current is None or message.newer_than(current):
+            newest[message.customer_id] = message
+    return list(newest.values())
+
+
+# A request_id already present is left as it is: with the server's default client flags a no-op
+# update counts 0 affected rows, so rowcount is the number of rows really inserted. (INSERT IGNORE
+# would also turn data errors into warnings and store truncated values.)
+_INSERT_RECORDS = (
+    "INSERT INTO customer_records (request_id, customer_id, payload, accepted_at) VALUES {rows} "
+    "ON DUPLICATE KEY UPDATE request_id = request_id"
+)
+
+# The profile changes only for a newer record: (accepted_at, request_id) decides, never queue order.
+# MySQL evaluates the assignments left to right, each seeing the ones before it, so accepted_at,
+# which the condition reads, is assigned last; request_id just before it is harmless, because
+# when only request_id differs the condition then compares equal values and keeps accepted_at.
+# VALUES() rather than the row alias of MySQL 8.0.19+, which MariaDB (the local stand-in) lacks.
+_NEWER = "(VALUES(accepted_at), VALUES(request_id)) > (accepted_at, request_id)"
+_UPSERT_CUSTOMERS = (
+    "INSERT INTO customers (customer_id, request_id, payload, accepted_at) VALUES {rows} "
+    "ON DUPLICATE KEY UPDATE "
+    f"payload = IF({_NEWER}, VALUES(payload), payload), "
+    f"request_id = IF({_NEWER}, VALUES(request_id), request_id), "
+    f"accepted_at = IF({_NEWER}, VALUES(accepted_at), accepted_at)"
+)
+
+
+def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]) -> StoreResult:
+    """Store the messages in one transaction: all of them or, on any error, none."""
+    if not messages:
+        return StoreResult(inserted=0, duplicates=0)
+    record_rows = [(m.request_id, m.customer_id, _json(m.payload), m.accepted_at_datetime) for m in messages]
+    profile_rows = [
+        (m.customer_id, m.request_id, _json(m.payload), m.accepted_at_datetime)
+        for m in _newest_per_customer(messages)
+    ]
+    connection.begin()
+    try:
+        with connection.cursor() as cursor:
+            inserted = cursor.execute(
+                _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(record_rows))),
+                [value for row in record_rows for value in row],
+            )
+            cursor.execute(
+                _UPSERT_CUSTOMERS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(profile_rows))),
+                [value for row in profile_rows for value in row],
+            )
+        connection.commit()
+    except BaseException:
+        _rollback_quietly(connection)
+        raise
+    return StoreResult(inserted=inserted, duplicates=len(messages) - inserted)
+
+
+def _rollback_quietly(connection: pymysql.Connection) -> None:
+    # A dead connection cannot roll back, and needs not: the server discards its transaction.
+    with contextlib.suppress(Exception):
+        connection.rollback()
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
+
+
+def get_customer(connection: pymysql.Connection, customer_id: str) -> CustomerProfile | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_id, request_id, payload, accepted_at, updated_at FROM customers "
+            "WHERE customer_id = %s",
+            (customer_id,),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    customer_id, request_id, payload, accepted_at, updated_at = row
+    return CustomerProfile(
+        customer_id=customer_id,
+        request_id=request_id,
+        payload=json.loads(payload),
+        accepted_at=_utc(accepted_at),
+        updated_at=_utc(updated_at),
+    )
+
+
+def get_record(connection: pymysql.Connection, request_id: str) -> CommittedRecord | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT request_id, customer_id, payload, accepted_at, committed_at FROM customer_records "
+            "WHERE request_id = %s",
+            (request_id,),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    request_id, customer_id, payload, accepted_at, committed_at = row
+    return CommittedRecord(
+        request_id=request_id,
+        customer_id=customer_id,
+        payload=json.loads(payload),
+        accepted_at=_utc(accepted_at),
+        committed_at=_utc(committed_at),
+    )

@@ -1,0 +1,57 @@
+"""The schema, applied idempotently: by the migrator custom resource on deploy and by the local stack."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pymysql
+
+SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+# Least privilege for the functions' database user: read and write rows, nothing else.
+APP_PRIVILEGES = "SELECT, INSERT, UPDATE"
+
+
+def schema_statements(text: str | None = None) -> list[str]:
+    """schema.sql split into statements (comment lines dropped; statements end with ';')."""
+    text = SCHEMA_FILE.read_text() if text is None else text
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return f"`{name}`"
+
+
+def apply_schema(connection: pymysql.Connection, database: str = "ingest") -> list[str]:
+    """Create the database and tables when missing; returns the statements it ran."""
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {_identifier(database)} CHARACTER SET utf8mb4",
+        f"USE {_identifier(database)}",
+        *schema_statements(),
+    ]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+    connection.commit()
+    return statements
+
+
+def ensure_app_user(
+    connection: pymysql.Connection, user: str, password: str, database: str = "ingest"
+) -> None:
+    """The functions' database user: rows of one database, nothing else, TLS required.
+
+    RDS Proxy authenticates clients with IAM and logs in to Aurora with this user's secret; setting
+    the password on every run keeps the user in step with the secret after a rotation.
+    """
+    account = f"{_identifier(user).replace('`', chr(39))}@'%'"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT {APP_PRIVILEGES} ON {_identifier(database)}.* TO {account}")
+    connection.commit()

@@ -1,0 +1,96 @@
+"""Events shaped as API Gateway and the SQS event source mapping deliver them (for handler tests)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from typing import Any
+
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:customer-ingest.fifo"
+
+
+def api_event(
+    method: str,
+    path: str,
+    body: str | dict | None = None,
+    headers: dict[str, str] | None = None,
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if body is not None and base64_body:
+        body = base64.b64encode(body.encode()).decode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return {
+        "resource": resource or path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource or path,
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "accountId": "123456789012",
+            "apiId": "abcdef1234",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            "authorizer": {"claims": {"sub": "user-1"}},
+        },
+        "body": body,
+        "isBase64Encoded": base64_body,
+    }
+
+
+def queue_message(
+    customer_id: str, accepted_at: int, request_id: str | None = None, **payload: Any
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id or uuid.uuid4().hex,
+        "customer_id": customer_id,
+        "accepted_at": accepted_at,
+        "payload": {"customer_id": customer_id, **payload},
+    }
+
+
+def sqs_record(body: dict | str, group: str | None = None, receive_count: int = 1, sequence: int = 1) -> dict:
+    text = body if isinstance(body, str) else json.dumps(body)
+    if group is None and isinstance(body, dict):
+        group = body["customer_id"]
+    dedup = body["request_id"] if isinstance(body, dict) else hashlib.sha256(text.encode()).hexdigest()
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": f"AQEB{uuid.uuid4().hex}",
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1732356000000",
+            "SequenceNumber": str(18_800_000_000_000_000_000 + sequence),
+            "MessageGroupId": group,
+            "SenderId": "AROAEXAMPLE:producer",
+            "MessageDeduplicationId": dedup,
+            "ApproximateFirstReceiveTimestamp": "1732356000100",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_event(*records: dict) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]

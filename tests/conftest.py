@@ -1,0 +1,137 @@
+"""Fixtures shared by every test: a quiet Powertools, a real MariaDB, handlers loaded with their env."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pymysql
+import pytest
+
+from ingest.config import DatabaseSettings
+from ingest.schema import apply_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Powertools outside Lambda: no X-Ray daemon to talk to, metrics under a fixed namespace.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "customer-ingest-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "CustomerIngestTest")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def load_handler(name: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:
+    """Import functions/<name>/app.py afresh with `env`, as a new Lambda container would."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    module_name = f"functions.{name}.app"
+    sys.modules.pop(module_name, None)
+    return importlib.import_module(module_name)
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def connect(self, database: str | None = None) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            autocommit=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    """A MariaDB to test against: TEST_DB_HOST/TEST_DB_PORT/TEST_DB_USER/TEST_DB_PASSWORD when set,
+    otherwise a throwaway server started here (never the machine's shared one)."""
+    if os.environ.get("TEST_DB_HOST"):
+        yield DatabaseServer(
+            host=os.environ["TEST_DB_HOST"],
+            port=int(os.environ.get("TEST_DB_PORT", "3306")),
+            user=os.environ.get("TEST_DB_USER", "root"),
+            password=os.environ.get("TEST_DB_PASSWORD", ""),
+        )
+        return
+    from local.mariadb import MariaDB
+    from local.ports import free_port
+
+    server = MariaDB(port=free_port(), datadir=tmp_path_factory.mktemp("mariadb"), name="test-mariadb")
+    server.start()
+    try:
+        yield DatabaseServer(host=server.host, port=server.port, user="root", password="")
+    finally:
+        server.stop()
+        server.remove_datadir()
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    server: DatabaseServer
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a handler reads in the local stack: password auth, no TLS."""
+        return {
+            "DB_HOST": self.server.host,
+            "DB_PORT": str(self.server.port),
+            "DB_NAME": self.name,
+            "DB_USER": self.server.user,
+            "DB_PASSWORD": self.server.password,
+            "DB_AUTH": "password",
+            "DB_TLS": "off",
+        }
+
+    @property
+    def settings(self) -> DatabaseSettings:
+        return DatabaseSettings.from_env(self.env)
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self.server.connect(self.name) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return list(cursor.fetchall())
+
+
+@pytest.fixture
+def test_database(database_server: DatabaseServer) -> Iterator[TestDatabase]:
+    """A fresh database with the schema applied by the migrator's own code; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with database_server.connect() as connection:
+        apply_schema(connection, name)
+    yield TestDatabase(server=database_server, name=name)
+    with database_server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")

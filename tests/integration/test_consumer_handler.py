@@ -1,0 +1,193 @@
+"""The consumer handler against a real MariaDB: invariants 1 and 3 of DESIGN.md, batch by batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest.schema import apply_schema
+from tests.builders import failed_ids, queue_message, sqs_event, sqs_record
+from tests.conftest import load_handler
+
+T0 = 1_764_000_000_000_000  # microseconds
+
+
+@pytest.fixture
+def consumer(test_database, monkeypatch):
+    # No QUEUE_URL: retry delays are a best-effort SQS call, tested with moto in the unit tests.
+    monkeypatch.delenv("QUEUE_URL", raising=False)
+    return load_handler("consumer", monkeypatch, test_database.env)
+
+
+def records_of(test_database) -> list[tuple]:
+    return test_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
+
+
+def profile_of(test_database, customer_id: str) -> tuple[str, dict]:
+    request_id, payload = test_database.query(
+        "SELECT request_id, payload FROM customers WHERE customer_id = %s", (customer_id,)
+    )[0]
+    return request_id, json.loads(payload)
+
+
+def test_batch_with_two_customers_commits_every_record_and_both_profiles(
+    consumer, test_database, lambda_context
+):
+    # GIVEN a batch with two records of alice and one of bob
+    alice_old = queue_message("alice", T0, "r-alice-1", name="Alice v1")
+    alice_new = queue_message("alice", T0 + 10, "r-alice-2", name="Alice v2")
+    bob = queue_message("bob", T0 + 5, "r-bob-1", name="Bob")
+    event = sqs_event(sqs_record(alice_old), sqs_record(bob), sqs_record(alice_new))
+
+    # WHEN the consumer handles it
+    response = consumer.handler(event, lambda_context)
+
+    # THEN nothing failed, every record is stored once and each profile is the customer's newest record
+    assert failed_ids(response) == []
+    assert records_of(test_database) == [("r-alice-1", "alice"), ("r-alice-2", "alice"), ("r-bob-1", "bob")]
+    assert profile_of(test_database, "alice") == ("r-alice-2", alice_new["payload"])
+    assert profile_of(test_database, "bob") == ("r-bob-1", bob["payload"])
+
+
+def test_redelivered_and_duplicate_messages_leave_one_row(consumer, test_database, lambda_context):
+    # GIVEN a record already committed
+    message = queue_message("carol", T0, "r-carol-1", name="Carol")
+    consumer.handler(sqs_event(sqs_record(message)), lambda_context)
+
+    # WHEN it comes again: redelivered after a crash between commit and delete, and twice in one batch
+    redelivered = sqs_record(message, receive_count=2)
+    response = consumer.handler(sqs_event(redelivered, sqs_record(message, receive_count=3)), lambda_context)
+
+    # THEN the redelivery succeeds (so SQS deletes it) and there is still exactly one row
+    assert failed_ids(response) == []
+    assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(1,)]
+
+
+@pytest.mark.parametrize("split_batches", [True, False], ids=["separate-batches", "same-batch"])
+def test_an_older_record_arriving_after_a_newer_one_does_not_overwrite_it(
+    consumer, test_database, lambda_context, split_batches
+):
+    # GIVEN a newer and an older record of the same customer, delivered newest first
+    newer = queue_message("dave", T0 + 1_000, "r-dave-new", email="new@example.com")
+    older = queue_message("dave", T0, "r-dave-old", email="old@example.com")
+
+    # WHEN the consumer stores them (a redrive or retry can deliver them in this order)
+    if split_batches:
+        consumer.handler(sqs_event(sqs_record(newer)), lambda_context)
+        consumer.handler(sqs_event(sqs_record(older)), lambda_context)
+    else:
+        consumer.handler(sqs_event(sqs_record(newer), sqs_record(older)), lambda_context)
+
+    # THEN both are in the ledger and the profile is still the newer one
+    assert [row[0] for row in records_of(test_database)] == ["r-dave-new", "r-dave-old"]
+    assert profile_of(test_database, "dave") == ("r-dave-new", newer["payload"])
+
+
+def test_equal_accepted_at_is_decided_by_request_id(consumer, test_database, lambda_context):
+    # GIVEN two records with the same accepted_at, the larger request_id arriving first
+    high = queue_message("erin", T0, "r-erin-b", name="B")
+    low = queue_message("erin", T0, "r-erin-a", name="A")
+
+    # WHEN both are stored
+    consumer.handler(sqs_event(sqs_record(high)), lambda_context)
+    consumer.handler(sqs_event(sqs_record(low)), lambda_context)
+
+    # THEN the tie goes to the larger request_id, whatever the arrival order
+    assert profile_of(test_database, "erin")[0] == "r-erin-b"
+
+
+def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(consumer, test_database, lambda_context):
+    # GIVEN a batch: frank's first record is not a valid message, then another frank record, and
+    # two good records of other customers around them
+    good_before = sqs_record(queue_message("grace", T0, "r-grace-1"))
+    poison = sqs_record('{"request_id": "r-frank-1", "customer_id": "frank"}', group="frank")
+    frank_after = sqs_record(queue_message("frank", T0 + 1, "r-frank-2"))
+    good_after = sqs_record(queue_message("heidi", T0 + 2, "r-heidi-1"))
+    event = sqs_event(good_before, poison, frank_after, good_after)
+
+    # WHEN the consumer handles it
+    response = consumer.handler(event, lambda_context)
+
+    # THEN exactly the poison and the later record of its group are reported failed (FIFO order kept)
+    assert failed_ids(response) == [poison["messageId"], frank_after["messageId"]]
+    # AND the other customers' records are committed
+    assert records_of(test_database) == [("r-grace-1", "grace"), ("r-heidi-1", "heidi")]
+
+
+def test_a_record_the_database_rejects_is_isolated_and_the_good_ones_commit(
+    consumer, test_database, lambda_context
+):
+    # GIVEN a database rule that rejects ivan's records (a trigger signalling an error, as a
+    # constraint would) and a batch mixing ivan with good records
+    test_database.query(
+        "CREATE TRIGGER reject_ivan BEFORE INSERT ON customer_records FOR EACH ROW "
+        "IF NEW.customer_id = 'ivan' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'rejected'; END IF"
+    )
+    judy = sqs_record(queue_message("judy", T0, "r-judy-1"))
+    ivan = sqs_record(queue_message("ivan", T0 + 1, "r-ivan-1"))
+    ivan_later = sqs_record(queue_message("ivan", T0 + 2, "r-ivan-2"))
+    mallory = sqs_record(queue_message("mallory", T0 + 3, "r-mallory-1"))
+
+    # WHEN the consumer handles the batch
+    response = consumer.handler(sqs_event(judy, ivan, ivan_later, mallory), lambda_context)
+
+    # THEN only ivan's records fail, and the others are committed
+    assert failed_ids(response) == [ivan["messageId"], ivan_later["messageId"]]
+    assert records_of(test_database) == [("r-judy-1", "judy"), ("r-mallory-1", "mallory")]
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A MariaDB this test may stop and start (the shared test server must stay up)."""
+    from local.mariadb import MariaDB
+    from local.ports import free_port
+
+    server = MariaDB(port=free_port(), datadir=tmp_path / "db", name="stoppable")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_back(
+    own_server, monkeypatch, lambda_context
+):
+    # GIVEN a consumer container that has already written through its connection
+    with own_server.connect() as connection:
+        apply_schema(connection, "ingest")
+    env = {
+        "DB_HOST": own_server.host,
+        "DB_PORT": str(own_server.port),
+        "DB_NAME": "ingest",
+        "DB_USER": "root",
+        "DB_PASSWORD": "",
+        "DB_AUTH": "password",
+        "DB_TLS": "off",
+        "DB_CONNECT_TIMEOUT": "1",
+    }
+    consumer = load_handler("consumer", monkeypatch, env)
+    assert (
+        failed_ids(consumer.handler(sqs_event(sqs_record(queue_message("olga", T0))), lambda_context)) == []
+    )
+    event = sqs_event(
+        sqs_record(queue_message("oscar", T0, "r-oscar-1")),
+        sqs_record(queue_message("peggy", T0, "r-peggy-1")),
+    )
+
+    # WHEN the database is stopped (an upgrade) and a batch arrives
+    own_server.stop()
+    response = consumer.handler(event, lambda_context)
+
+    # THEN every record is reported failed, so all of them stay in the queue
+    assert sorted(failed_ids(response)) == sorted(record["messageId"] for record in event["Records"])
+
+    # WHEN the database is back and the same batch is delivered again to the same container
+    own_server.start()
+    response = consumer.handler(event, lambda_context)
+
+    # THEN the container reconnects and the batch commits in full, once
+    assert failed_ids(response) == []
+    rows = own_server.query(
+        "SELECT request_id FROM ingest.customer_records WHERE customer_id <> 'olga' ORDER BY 1"
+    )
+    assert [row["request_id"] for row in rows] == ["r-oscar-1", "r-peggy-1"]

@@ -1,0 +1,60 @@
+# Every target bootstraps what it needs: a python3.13 virtual environment with the pinned
+# development requirements, and (for the local stack) the mariadb and haproxy packages.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -1)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# sam build looks for python3.13 on PATH; the venv's bin has it.
+export PATH := $(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv packages lint test build deploy demo drill bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/db/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install Python 3.13 (the Lambda runtime) and put it on PATH" >&2; exit 1; }
+	@echo "==> creating $(VENV) with $(PYTHON313)"
+	$(PYTHON313) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## create the virtual environment (python3.13 + dev requirements)
+
+packages: ## install mariadb-server-core and haproxy when missing (needs root or sudo)
+	@sh local/ensure-packages.sh
+
+lint: venv ## cfn-lint, sam validate --lint, ruff
+	@echo "==> cfn-lint"
+	$(BIN)/cfn-lint template.yaml
+	@echo "==> sam validate --lint"
+	$(BIN)/sam validate --lint --template template.yaml
+	@echo "==> ruff"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv packages lint ## lint, then every test (unit, integration, SQS emulator, end-to-end)
+	@echo "==> pytest"
+	$(BIN)/pytest
+
+build: venv ## sam build (arm64 wheels for the layer, from PyPI)
+	$(BIN)/sam build
+
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	$(BIN)/sam deploy --guided
+
+demo: venv packages ## run the whole pipeline on this machine until Ctrl-C
+	$(BIN)/python -m local.stack
+
+drill: venv packages ## failure drills under traffic; writes reports/drill.{json,md,png}
+	$(BIN)/python -m local.drill $(DRILL_ARGS)
+
+bench: venv packages ## benchmarks; writes reports/bench.json
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean: ## remove build output and caches (keeps the virtual environment)
+	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+from ingest.api import ApiError
 from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_response, register_error_handlers
 
@@ -24,8 +25,14 @@ producer = Producer(queue_url=os.environ["QUEUE_URL"], sqs=boto3.client("sqs"))
 @tracer.capture_method
 def post_customer():
     event = app.current_event
-    customer = parse_customer(event.body, event.is_base64_encoded, event.headers.get("content-type"))
-    accepted = producer.accept(customer, event.headers.get("idempotency-key"), caller_of(event))
+    try:
+        customer = parse_customer(event.body, event.is_base64_encoded, event.headers.get("content-type"))
+        accepted = producer.accept(customer, event.headers.get("idempotency-key"), caller_of(event))
+    except ApiError as error:
+        metrics.add_metric(
+            name="QueueUnavailable" if error.status >= 500 else "Rejected", unit=MetricUnit.Count, value=1
+        )
+        raise
     metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
     logger.info("accepted", request_id=accepted.request_id)
     return json_response(HTTPStatus.ACCEPTED, accepted)

@@ -5,6 +5,7 @@ from http import HTTPStatus
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database
@@ -35,4 +36,5 @@ def get_record(request_id: str):
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
+    metrics.add_metric(name="Reads", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

@@ -44,14 +44,16 @@ def apply_schema(connection: pymysql.Connection, database: str = "ingest") -> li
 def ensure_app_user(
     connection: pymysql.Connection, user: str, password: str, database: str = "ingest"
 ) -> None:
-    """The functions' database user: rows of one database, nothing else, TLS required.
+    """The functions' database user: rows of one database, nothing else.
 
     RDS Proxy authenticates clients with IAM and logs in to Aurora with this user's secret; setting
     the password on every run keeps the user in step with the secret after a rotation.
     """
-    account = f"{_identifier(user).replace('`', chr(39))}@'%'"
+    account = f"'{_identifier(user).strip('`')}'@'%'"
+    # With parameters, pymysql formats the statement with %: the host wildcard is written %%.
+    escaped = account.replace("%", "%%")
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (password,))
-        cursor.execute(f"ALTER USER {account} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"CREATE USER IF NOT EXISTS {escaped} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"ALTER USER {escaped} IDENTIFIED BY %s", (password,))
         cursor.execute(f"GRANT {APP_PRIVILEGES} ON {_identifier(database)}.* TO {account}")
     connection.commit()

@@ -120,10 +120,16 @@ class Queues:
     max_receive_count: int
 
 
-def create_queues(endpoint: str, template: Template, max_receive_count: int | None = None) -> Queues:
+def create_queues(
+    endpoint: str,
+    template: Template,
+    max_receive_count: int | None = None,
+    visibility_timeout: int | None = None,
+) -> Queues:
     """CustomerDeadLetterQueue and CustomerQueue as template.yaml declares them (redrive included).
 
-    `max_receive_count` overrides the template's value (the poison drill uses a low one to be quick).
+    The overrides exist for the drill, to keep it short: a low `max_receive_count` for the poison
+    scenario, a short `visibility_timeout` so messages of a killed consumer come back within seconds.
     """
     client = sqs_client(endpoint, retries=3)
     dead_letter = template.queue("CustomerDeadLetterQueue")
@@ -135,6 +141,8 @@ def create_queues(endpoint: str, template: Template, max_receive_count: int | No
     queue = template.queue("CustomerQueue")
     receives = max_receive_count or template.max_receive_count("CustomerQueue")
     attributes = dict(queue.attributes)
+    if visibility_timeout is not None:
+        attributes["VisibilityTimeout"] = str(visibility_timeout)
     attributes["RedrivePolicy"] = json.dumps(
         {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": receives}
     )

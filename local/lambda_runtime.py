@@ -1,0 +1,164 @@
+"""Just enough of the Lambda runtime to call the real handlers: the context object and worker processes.
+
+A worker process is one "execution environment": it sets the function's environment variables
+before importing the handler module (the handlers read their configuration at import time, as in
+Lambda) and then serves invocations one at a time over a pipe. The event source mapping emulator
+can SIGKILL a worker at a chosen moment, which is how the drill crashes a consumer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from local.template import LOCAL_ACCOUNT, LOCAL_REGION
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where Lambda puts the layer (/opt/python) and the function code; the tests use the same two paths.
+IMPORT_PATHS = (str(REPO_ROOT), str(REPO_ROOT / "layers" / "db"))
+
+
+def ensure_import_paths() -> None:
+    for path in reversed(IMPORT_PATHS):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and method of the context object the Python runtime passes to a handler."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    timeout_s: float = 30
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/{os.getpid()}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self.timeout_s - (time.monotonic() - self.started)) * 1000), 0)
+
+
+def load_handler(dotted: str, environment: dict[str, str]):
+    """Import "package.module.handler" after applying the function's environment variables."""
+    os.environ.update(environment)
+    ensure_import_paths()
+    module_name, _, attribute = dotted.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _serve(
+    channel: Connection, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float
+):
+    handler = load_handler(dotted, environment)
+    channel.send(("ready", None))
+    while True:
+        event = channel.recv()
+        context = LambdaContext(function_name=function_name, timeout_s=timeout_s)
+        try:
+            channel.send(("ok", handler(event, context)))
+        except Exception as error:
+            # Lambda reports an unhandled exception as a failed invocation: the whole batch is retried.
+            traceback.print_exc()
+            channel.send(("error", f"{type(error).__name__}: {error}"))
+
+
+class InvocationFailed(RuntimeError):
+    """The handler raised, timed out, or its process died."""
+
+
+class WorkerProcess:
+    """One execution environment for `dotted` (e.g. "functions.consumer.app.handler")."""
+
+    def __init__(
+        self, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float, log: Path
+    ):
+        self.dotted = dotted
+        self.environment = environment
+        self.function_name = function_name
+        self.timeout_s = timeout_s
+        self.log = log
+        self.process: multiprocessing.Process | None = None
+        self.channel: Connection | None = None
+
+    def start(self, ready_timeout: float = 60) -> None:
+        self.spawn()
+        self.wait_until_ready(ready_timeout)
+
+    def spawn(self) -> None:
+        """Start the process (the cold start); wait_until_ready then waits for its handler import."""
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, like a new environment
+        parent, child = spawn.Pipe()
+        self.process = spawn.Process(
+            target=_run_logged,
+            args=(child, self.dotted, self.environment, self.function_name, self.timeout_s, str(self.log)),
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+        self.channel = parent
+
+    def wait_until_ready(self, ready_timeout: float = 60) -> None:
+        parent = self.channel
+        if not parent.poll(ready_timeout):
+            self.kill()
+            raise InvocationFailed(f"{self.function_name} did not initialise within {ready_timeout}s")
+        try:
+            parent.recv()
+        except EOFError:
+            self.kill()
+            raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
+
+    def invoke(self, event: dict) -> dict:
+        if self.channel is None:
+            self.start()
+        self.channel.send(event)
+        if not self.channel.poll(self.timeout_s):
+            self.kill()  # Lambda ends a timed-out invocation by discarding its environment
+            raise InvocationFailed(f"{self.function_name} timed out after {self.timeout_s}s")
+        try:
+            status, value = self.channel.recv()
+        except EOFError:
+            self.kill()
+            raise InvocationFailed(f"{self.function_name} process died; see {self.log}") from None
+        if status == "error":
+            raise InvocationFailed(value)
+        return value
+
+    def kill(self) -> None:
+        """SIGKILL the environment; the next invoke starts a fresh one."""
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+        if self.process is not None:
+            self.process.join()
+        if self.channel is not None:
+            self.channel.close()
+        self.process = None
+        self.channel = None
+
+
+def _run_logged(channel, dotted, environment, function_name, timeout_s, log_path):
+    # The function's stdout/stderr (Powertools JSON logs) go to its own log file, like CloudWatch.
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr = log
+    _serve(channel, dotted, environment, function_name, timeout_s)

@@ -1,0 +1,213 @@
+"""An emulation of the Lambda event source mapping for an SQS FIFO queue.
+
+Like Lambda's pollers it long-polls the queue, hands batches of up to BatchSize messages to the
+function in the event shape Lambda sends, honours partial batch responses (ReportBatchItemFailures:
+successes are deleted, failures stay and come back after their visibility timeout), treats an
+exception as the failure of the whole batch, and runs at most MaximumConcurrency invocations at once.
+Each concurrent slot owns one worker process (local.lambda_runtime), so a consumer can be killed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.lambda_runtime import InvocationFailed, WorkerProcess
+from local.queue import sqs_client
+from local.template import LOCAL_REGION
+
+log = logging.getLogger("local.poller")
+
+# Lambda long-polls for 20 s; a shorter wait lets Ctrl-C stop the stack without a pause.
+WAIT_TIME_SECONDS = 2
+
+
+@dataclass
+class BatchReport:
+    """What one invocation did, for the stack's log and the drill's timeline."""
+
+    time: float
+    received: int
+    deleted: int
+    failed: int
+    error: str | None = None
+
+
+def lambda_record(message: dict, queue_arn: str) -> dict:
+    """An SQS message as it appears in the Records of a Lambda event."""
+    attributes = message.get("Attributes", {})
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            name: attributes[name]
+            for name in (
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "SequenceNumber",
+                "MessageGroupId",
+                "SenderId",
+                "MessageDeduplicationId",
+                "ApproximateFirstReceiveTimestamp",
+            )
+            if name in attributes
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": value.get("StringListValues", []),
+                "binaryListValues": value.get("BinaryListValues", []),
+                "dataType": value["DataType"],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": LOCAL_REGION,
+    }
+    if message.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+class EventSourceMapping:
+    def __init__(
+        self,
+        endpoint: str,
+        queue_url: str,
+        queue_arn: str,
+        worker_environment: dict[str, str],
+        concurrency: int,
+        function_timeout_s: float,
+        logdir: Path,
+        batch_size: int = 10,
+        handler: str = "functions.consumer.app.handler",
+        function_name: str = "ConsumerFunction",
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ):
+        self.endpoint = endpoint
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.batch_size = batch_size
+        self.on_batch = on_batch
+        self.workers = [
+            WorkerProcess(
+                handler,
+                worker_environment,
+                function_name,
+                function_timeout_s,
+                logdir / f"consumer-{slot}.log",
+            )
+            for slot in range(concurrency)
+        ]
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # Fault injection (drill only): how many of the next invocations to kill after the handler
+        # returned and before their messages are deleted, as a crash between commit and delete.
+        self._crashes_left = 0
+        self._crash_lock = threading.Lock()
+        self.crashes = 0
+
+    def start(self) -> None:
+        for worker in self.workers:  # cold starts in parallel
+            worker.spawn()
+        for worker in self.workers:
+            worker.wait_until_ready()
+        for slot, worker in enumerate(self.workers):
+            thread = threading.Thread(target=self._poll, args=(worker,), name=f"poller-{slot}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("polling %s with %d concurrent consumers", self.queue_url, len(self.workers))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=WAIT_TIME_SECONDS + 35)
+        for worker in self.workers:
+            worker.kill()
+
+    def crash_after_commit(self, invocations: int = 1) -> None:
+        """Kill the consumer of each of the next `invocations` batches between its commit and the delete."""
+        with self._crash_lock:
+            self._crashes_left += invocations
+
+    def _take_crash(self) -> bool:
+        with self._crash_lock:
+            if self._crashes_left <= 0:
+                return False
+            self._crashes_left -= 1
+            self.crashes += 1
+            return True
+
+    def _poll(self, worker: WorkerProcess) -> None:
+        client = sqs_client(self.endpoint, timeout=3)
+        while not self._stopping.is_set():
+            try:
+                messages = client.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=WAIT_TIME_SECONDS,
+                    AttributeNames=["All"],
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception as error:
+                # The queue is away (the queue outage drill): Lambda's pollers back off and retry too.
+                log.warning("receive failed (%s); retrying in 1 s", type(error).__name__)
+                self._stopping.wait(1)
+                continue
+            if messages:
+                self._report(self._invoke(client, worker, messages))
+
+    def _invoke(self, client, worker: WorkerProcess, messages: list[dict]) -> BatchReport:
+        event = {"Records": [lambda_record(message, self.queue_arn) for message in messages]}
+        try:
+            response = worker.invoke(event)
+        except InvocationFailed as error:
+            # Nothing is deleted: every message comes back after its visibility timeout.
+            return BatchReport(time.time(), len(messages), 0, len(messages), str(error))
+        if self._take_crash():
+            worker.kill()
+            log.warning(
+                "drill: killed a consumer after its commit, before deleting %d messages", len(messages)
+            )
+            worker.start()
+            return BatchReport(time.time(), len(messages), 0, len(messages), "killed before delete")
+        failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        done = [message for message in messages if message["MessageId"] not in failed_ids]
+        deleted = self._delete(client, done)
+        return BatchReport(time.time(), len(messages), deleted, len(failed_ids))
+
+    def _delete(self, client, messages: list[dict]) -> int:
+        if not messages:
+            return 0
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        try:
+            reply = client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception as error:
+            # Committed but not deleted: redelivered later, and the database's primary key absorbs it.
+            log.warning(
+                "delete failed (%s); %d messages will be redelivered", type(error).__name__, len(entries)
+            )
+            return 0
+        return len(reply.get("Successful", []))
+
+    def _report(self, report: BatchReport) -> None:
+        if report.error:
+            log.warning("batch of %d failed: %s", report.received, report.error)
+        elif report.failed:
+            log.info(
+                "batch of %d: %d stored, %d left for retry", report.received, report.deleted, report.failed
+            )
+        else:
+            log.debug("batch of %d stored", report.received)
+        if self.on_batch is not None:
+            self.on_batch(report)

@@ -1,0 +1,335 @@
+"""The whole pipeline on 127.0.0.1: API shim -> SQS (emulator) -> poller -> consumer -> HAProxy -> MariaDB.
+
+    python -m local.stack            # make demo: start everything, print the URLs, Ctrl-C stops it all
+
+The same Stack class serves the drill and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from local.api_gateway import ApiGateway, Route
+from local.haproxy import INSTALL_HINT as HAPROXY_HINT
+from local.haproxy import HAProxy
+from local.lambda_runtime import load_handler
+from local.mariadb import MariaDB, find_binary
+from local.poller import BatchReport, EventSourceMapping
+from local.ports import ensure_port_free
+from local.queue import DUMMY_CREDENTIALS, Queues, SqsEmulator, create_queues, external_endpoint
+from local.replication import create_service_users, demote, promote, resume_replicating, start_replicating
+from local.template import LOCAL_REGION, TEMPLATE_PATH, Template
+
+log = logging.getLogger("local.stack")
+
+DATABASE = "ingest"
+APP_USER = "ingest_app"
+
+
+@dataclass
+class StackOptions:
+    api_port: int = 3000
+    writer_port: int = 13307
+    replica_port: int = 13308
+    proxy_port: int = 13306
+    sqs_port: int = 9324
+    workdir: Path | None = None  # a fresh temporary directory when None
+    template_path: Path = TEMPLATE_PATH
+    max_receive_count: int | None = None  # the template's when None
+    visibility_timeout: int | None = None  # the template's when None
+    consumer_concurrency: int | None = None  # the template's ConsumerMaxConcurrency default when None
+    log_level: str = "INFO"  # the handlers' POWERTOOLS_LOG_LEVEL
+    consumer_environment: dict[str, str] = field(default_factory=dict)
+    on_batch: Callable[[BatchReport], None] | None = None
+
+
+class Stack:
+    def __init__(self, options: StackOptions | None = None):
+        self.options = options or StackOptions()
+        self.template = Template(self.options.template_path)
+        self._own_workdir = self.options.workdir is None
+        self.workdir = Path(self.options.workdir or tempfile.mkdtemp(prefix="ingest-local-"))
+        self.app_password = secrets.token_urlsafe(16)
+        # The roles swap in the failover drill; the instance names (db-a, db-b) stay.
+        self.writer = MariaDB(self.options.writer_port, self.workdir / "db-a", 1, "db-a")
+        self.replica = MariaDB(self.options.replica_port, self.workdir / "db-b", 2, "db-b")
+        self.proxy = HAProxy(self.options.proxy_port, self.workdir / "haproxy")
+        self.external_sqs = external_endpoint()
+        self.sqs = None if self.external_sqs else SqsEmulator(self.options.sqs_port, self.workdir / "sqs")
+        self.queues: Queues | None = None
+        self.poller: EventSourceMapping | None = None
+        self.api: ApiGateway | None = None
+        self.routes: list[Route] = []
+
+    # ---- start and stop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._preflight()
+        try:
+            self._start_databases()
+            self._start_queue()
+            self._start_consumers()
+            self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process the stack started and remove its data directories."""
+        for name, step in (
+            ("API", lambda: self.api and self.api.stop()),
+            ("consumers", lambda: self.poller and self.poller.stop()),
+            ("SQS emulator", lambda: self.sqs and self.sqs.stop()),
+            ("HAProxy", self.proxy.stop),
+            ("databases", lambda: [server.stop() for server in (self.replica, self.writer)]),
+        ):
+            try:
+                step()
+            except Exception:
+                log.exception("stopping the %s failed", name)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            log.info("removed %s", self.workdir)
+
+    def _preflight(self) -> None:
+        """Refuse before starting anything: a missing binary or a taken port, each with its fix."""
+        for binary in ("mariadbd", "mariadb-install-db"):
+            find_binary(binary)
+        find_binary("haproxy", HAPROXY_HINT)
+        options = self.options
+        wanted = {
+            options.writer_port: "the MariaDB writer",
+            options.replica_port: "the MariaDB replica",
+            options.proxy_port: "HAProxy (the database endpoint)",
+            options.api_port: "the API (HTTP shim)",
+        }
+        if self.sqs is not None:
+            wanted[options.sqs_port] = "the SQS emulator"
+        if len(wanted) < (5 if self.sqs else 4):
+            raise ValueError("the stack's ports must all differ")
+        for port, purpose in wanted.items():
+            ensure_port_free(port, purpose)
+
+    def _start_databases(self) -> None:
+        writer, replica = self.writer, self.replica
+        log.info(
+            "starting MariaDB writer on %d and replica on %d (data in %s)",
+            writer.port,
+            replica.port,
+            self.workdir,
+        )
+        writer.start()
+        replica.start(as_replica=True)
+        for server in (writer, replica):
+            create_service_users(server)
+        start_replicating(replica, writer)
+        self._apply_schema()
+        log.info("replica %s follows writer %s with GTID (semi-sync)", replica.name, writer.name)
+        self.proxy.start((writer.name, writer.port), (replica.name, replica.port))
+        log.info(
+            "HAProxy on %d: %s first, %s as backup (the RDS Proxy endpoint)",
+            self.proxy.port,
+            writer.name,
+            replica.name,
+        )
+
+    def _apply_schema(self) -> None:
+        # The same code the schema migrator custom resource runs on deploy.
+        schema = load_handler("ingest.schema.apply_schema", {})
+        ensure_app_user = load_handler("ingest.schema.ensure_app_user", {})
+        with self.writer.connect() as connection:
+            schema(connection, DATABASE)
+            ensure_app_user(connection, APP_USER, self.app_password, DATABASE)
+        log.info("schema applied to %s by ingest.schema.apply_schema; user %s created", DATABASE, APP_USER)
+
+    def _start_queue(self) -> None:
+        if self.sqs is not None:
+            self.sqs.start()
+            endpoint = self.sqs.endpoint
+            log.info("SQS emulator (python -m local.sqs) on %s, durable in %s", endpoint, self.sqs.datadir)
+        else:
+            endpoint = self.external_sqs
+            log.info("using the SQS endpoint %s (INGEST_SQS_ENDPOINT)", endpoint)
+        self.queues = create_queues(
+            endpoint, self.template, self.options.max_receive_count, self.options.visibility_timeout
+        )
+        log.info(
+            "queues from %s: %s -> dead-letter queue after %d receives",
+            self.template.path.name,
+            self.queues.queue_url,
+            self.queues.max_receive_count,
+        )
+
+    def function_environment(self) -> dict[str, str]:
+        """The environment variables the handlers read, pointing at the local servers."""
+        return {
+            "POWERTOOLS_SERVICE_NAME": "customer-ingest",
+            "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
+            "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+            "POWERTOOLS_METRICS_DISABLED": "true" if self.options.log_level != "DEBUG" else "false",
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+            "AWS_ENDPOINT_URL_SQS": self.queues.endpoint,
+            "QUEUE_URL": self.queues.queue_url,
+            "DB_HOST": self.proxy.host,
+            "DB_PORT": str(self.proxy.port),
+            "DB_NAME": DATABASE,
+            "DB_USER": APP_USER,
+            "DB_AUTH": "password",
+            "DB_PASSWORD": self.app_password,
+            "DB_TLS": "off",
+            "DB_CONNECT_TIMEOUT": "2",
+        }
+
+    def _start_consumers(self) -> None:
+        concurrency = self.options.consumer_concurrency or self.template.consumer_max_concurrency()
+        self.poller = EventSourceMapping(
+            endpoint=self.queues.endpoint,
+            queue_url=self.queues.queue_url,
+            queue_arn=self.queues.queue_arn,
+            worker_environment=self.function_environment() | self.options.consumer_environment,
+            concurrency=concurrency,
+            function_timeout_s=self.template.function_timeout("ConsumerFunction"),
+            logdir=self.workdir,
+            on_batch=self.options.on_batch,
+        )
+        self.poller.start()
+        log.info(
+            "event source mapping: batches of up to 10, %d consumer processes (logs in %s)",
+            concurrency,
+            self.workdir,
+        )
+
+    def _start_api(self) -> None:
+        # The API handlers run in this process: their configuration must be in place before import.
+        environment = self.function_environment()
+        producer = load_handler("functions.producer.app.handler", environment)
+        reader = serialized(load_handler("functions.reader.app.handler", environment))
+        self.routes = [
+            Route("POST", "/customers", "ProducerFunction", producer),
+            Route("GET", "/customers/{customer_id}", "ReaderFunction", reader),
+            Route("GET", "/records/{request_id}", "ReaderFunction", reader),
+        ]
+        self.api = ApiGateway(self.options.api_port, self.routes)
+        self.api.start()
+        log.info(
+            "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
+            self.api.url,
+        )
+
+    def replace_route(self, method: str, resource: str, function_name: str, handler) -> None:
+        """Send a route to another handler (the drill's direct-write baselines)."""
+        self.api.routes[:] = [
+            Route(method, resource, function_name, handler)
+            if (r.method, r.resource) == (method, resource)
+            else r
+            for r in self.api.routes
+        ]
+
+    # ---- failures the drill stages ---------------------------------------------------------------
+
+    def stop_databases(self) -> None:
+        """Both instances down, as during an engine upgrade."""
+        self.replica.stop()
+        self.writer.stop()
+
+    def start_databases(self) -> None:
+        self.writer.start()
+        self.replica.start(as_replica=True)
+        resume_replicating(self.replica)
+
+    def kill_writer(self) -> None:
+        self.writer.kill()
+
+    def fail_over(self) -> None:
+        """Promote the replica, point HAProxy at it, and bring the old writer back as its replica."""
+        old, new = self.writer, self.replica
+        promote(new)
+        self.writer, self.replica = new, old
+        self.proxy.route_to((new.name, new.port), (old.name, old.port))
+        demote(old, new)
+
+
+def serialized(handler):
+    """One invocation at a time, as one Lambda execution environment serves one request at a time.
+
+    The reader keeps one database connection per environment, which must not be shared by threads.
+    """
+    lock = threading.Lock()
+
+    def invoke(event, context):
+        with lock:
+            return handler(event, context)
+
+    return invoke
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-12s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the customer-ingest pipeline locally (make demo).")
+    defaults = StackOptions()
+    parser.add_argument("--api-port", type=int, default=defaults.api_port)
+    parser.add_argument("--sqs-port", type=int, default=defaults.sqs_port)
+    parser.add_argument("--proxy-port", type=int, default=defaults.proxy_port)
+    parser.add_argument("--writer-port", type=int, default=defaults.writer_port)
+    parser.add_argument("--replica-port", type=int, default=defaults.replica_port)
+    parser.add_argument("--template", type=Path, default=defaults.template_path)
+    parser.add_argument("--log-level", default="INFO", help="the handlers' POWERTOOLS_LOG_LEVEL")
+    args = parser.parse_args()
+    configure_logging()
+    stack = Stack(
+        StackOptions(
+            api_port=args.api_port,
+            sqs_port=args.sqs_port,
+            proxy_port=args.proxy_port,
+            writer_port=args.writer_port,
+            replica_port=args.replica_port,
+            template_path=args.template,
+            log_level=args.log_level,
+        )
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stack.start()
+    except Exception as error:
+        raise SystemExit(f"local stack: {error}") from None
+    api = stack.api.url
+    print(
+        f"\nlocal stack is up (Ctrl-C stops it and removes {stack.workdir})\n"
+        f"  API        {api}\n"
+        f"  SQS        {stack.queues.endpoint}  queue {stack.queues.queue_url}\n"
+        f"  database   mysql -h127.0.0.1 -P{stack.proxy.port} -u{APP_USER} -p{stack.app_password} {DATABASE}"
+        f"   (root, no password, on {stack.writer.port} and {stack.replica.port})\n"
+        f"  try        curl -s -XPOST {api}/customers -H 'Content-Type: application/json' "
+        f'-d \'{{"customer_id": "c-1", "name": "Ada", "email": "ada@example.com"}}\'\n'
+        f"             curl -s {api}/customers/c-1\n",
+        flush=True,
+    )
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info("stopping")
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,7 @@ class DatabaseSettings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> DatabaseSettings:
         env = dict(os.environ if env is None else env)
+        host, user = _required(env, "DB_HOST"), _required(env, "DB_USER")
         auth = _choice(env, "DB_AUTH", DbAuth, DbAuth.IAM)
         password = None
         if auth is DbAuth.PASSWORD:
@@ -78,10 +79,10 @@ class DatabaseSettings:
         if auth is DbAuth.IAM and not region:
             raise ConfigurationError("DB_AUTH=iam needs AWS_REGION to sign the database auth token")
         return cls(
-            host=_required(env, "DB_HOST"),
+            host=host,
             port=int(_number(env, "DB_PORT", 3306)),
             name=env.get("DB_NAME", "ingest"),
-            user=_required(env, "DB_USER"),
+            user=user,
             auth=auth,
             tls=_choice(env, "DB_TLS", DbTls, DbTls.VERIFY),
             connect_timeout=_number(env, "DB_CONNECT_TIMEOUT", 3.0),

@@ -1,0 +1,182 @@
+"""Benchmark of the local SQS emulator, and of moto's server for comparison.
+
+Client (this process, plain boto3) and server (a subprocess) are separate processes, as in the
+local stack. The emulator is measured on a FIFO queue 100,000 messages deep over 1,000 message
+groups; moto's server on a FIFO queue 1,000 deep (its cost per call grows with depth).
+Run alone with `python -m bench.sqs` (prints the result as JSON).
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from local.sqs.core import QueueStore
+
+QUEUE_NAME = "bench.fifo"
+BODY = json.dumps({"request_id": "r", "customer_id": "c", "accepted_at": 0, "payload": {"name": "x" * 200}})
+
+
+def client(endpoint: str):
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - the emulator checks no signature
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def prefill(data_dir: str, depth: int, groups: int) -> None:
+    """Fill the queue through the store in-process: setup, not measured."""
+    store = QueueStore(str(Path(data_dir) / "sqs.sqlite3"))
+    queue_url = store.handle("CreateQueue", {"QueueName": QUEUE_NAME, "Attributes": {"FifoQueue": "true"}})[
+        "QueueUrl"
+    ]
+    for start in range(0, depth, 10):
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": BODY,
+                "MessageGroupId": f"g{i % groups}",
+                "MessageDeduplicationId": f"p{i}",
+            }
+            for i in range(start, min(start + 10, depth))
+        ]
+        store.handle("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
+    store.close()
+
+
+@contextmanager
+def emulator(data_dir: str):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.sqs", "--port", "0", "--data", data_dir],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        endpoint = re.search(r"http://\S+", process.stdout.readline()).group(0)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def moto_server():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def single_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+    started = time.perf_counter()
+    for i in range(count):
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=BODY,
+            MessageGroupId=f"g{i % groups}",
+            MessageDeduplicationId=f"{tag}{i}",
+        )
+    return count / (time.perf_counter() - started)
+
+
+def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+    started = time.perf_counter()
+    for start in range(0, count, 10):
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": BODY,
+                "MessageGroupId": f"g{i % groups}",
+                "MessageDeduplicationId": f"{tag}{i}",
+            }
+            for i in range(start, start + 10)
+        ]
+        reply = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        assert not reply.get("Failed"), reply["Failed"]
+    return count / (time.perf_counter() - started)
+
+
+def receive_and_delete(sqs, queue_url: str, count: int) -> float:
+    done = 0
+    started = time.perf_counter()
+    while done < count:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            raise RuntimeError(f"queue ran dry after {done} messages")
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        reply = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+        assert not reply.get("Failed"), reply["Failed"]
+        done += len(messages)
+    return done / (time.perf_counter() - started)
+
+
+def run(quick: bool = False) -> dict:
+    depth, groups = (2_000, 100) if quick else (100_000, 1_000)
+    sends, batch_messages, received = (100, 500, 500) if quick else (2_000, 10_000, 10_000)
+    moto_depth, moto_sends = (100, 10) if quick else (1_000, 30)
+
+    with tempfile.TemporaryDirectory(prefix="bench-sqs-") as data_dir:
+        prefill(data_dir, depth, groups)
+        with emulator(data_dir) as endpoint:
+            sqs = client(endpoint)
+            queue_url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
+            sqs.send_message(
+                QueueUrl=queue_url, MessageBody=BODY, MessageGroupId="g0", MessageDeduplicationId="warm"
+            )
+            send_rate = single_sends(sqs, queue_url, sends, groups, "s")
+            batch_rate = batch_sends(sqs, queue_url, batch_messages, groups, "b")
+            receive_delete_rate = receive_and_delete(sqs, queue_url, received)
+
+    with moto_server() as endpoint:
+        sqs = client(endpoint)
+        queue_url = sqs.create_queue(QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true"})["QueueUrl"]
+        batch_sends(sqs, queue_url, moto_depth, groups, "p")
+        moto_send_rate = single_sends(sqs, queue_url, moto_sends, groups, "s")
+
+    return {
+        "sqs_send_per_s": round(send_rate, 1),
+        "sqs_batch_send_per_s": round(batch_rate, 1),
+        "sqs_receive_delete_per_s": round(receive_delete_rate, 1),
+        "sqs_vs_moto_send": round(send_rate / moto_send_rate, 1),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick=os.environ.get("BENCH_QUICK") == "1"), indent=2))

@@ -1,25 +1,23 @@
 """CloudFormation custom resource: applies the schema (idempotently) through the proxy on every deploy."""
 
-import json
 import os
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database
-from ingest.migrator import PHYSICAL_ID_PREFIX, migrate, send_response
+from ingest.migrator import PHYSICAL_ID_PREFIX, connect_with_retry, migrate, send_response
+from ingest.schema import IAM_AUTHENTICATION
 
 logger = Logger()
 tracer = Tracer()
+# Logs in as the master user (DB_USER) with an IAM token; creates the functions' user (APP_DB_USER).
 settings = DatabaseSettings.from_env()
 # No default database: on the first deploy it does not exist yet.
 database = Database(settings, select_database=False)
-
-
-def _app_password() -> str:
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["APP_DB_SECRET_ARN"])
-    return json.loads(secret["SecretString"])["password"]
+APP_USER_AUTHENTICATION = IAM_AUTHENTICATION
+# Keep this much of the function's time to answer CloudFormation whatever happens.
+ANSWER_MARGIN_MS = 60_000
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -27,8 +25,15 @@ def _app_password() -> str:
 def handler(event, context):
     physical_id = event.get("PhysicalResourceId") or f"{PHYSICAL_ID_PREFIX}-{settings.name}"
     status, reason, data = "SUCCESS", "", {}
+    budget_s = max(context.get_remaining_time_in_millis() - ANSWER_MARGIN_MS, 0) / 1000
     try:
-        data = migrate(event, database.connection, os.environ["APP_DB_USER"], _app_password, settings.name)
+        data = migrate(
+            event,
+            lambda: connect_with_retry(database.connection, budget_s, logger),
+            os.environ["APP_DB_USER"],
+            settings.name,
+            APP_USER_AUTHENTICATION,
+        )
         logger.info("schema request done", request_type=event["RequestType"], **data)
     except Exception as error:
         logger.exception("schema request failed", request_type=event["RequestType"])

@@ -57,14 +57,13 @@ def migrator_env(server) -> dict[str, str]:
         "DB_AUTH": "password",
         "DB_TLS": "off",
         "APP_DB_USER": "ingest_app_test",
-        "APP_DB_SECRET_ARN": "unused",
     }
 
 
 def load_migrator(monkeypatch, env):
     module = load_handler("migrator", monkeypatch, env)
-    # The app user's password comes from Secrets Manager in AWS; here it is a fixed test value.
-    monkeypatch.setattr(module, "_app_password", lambda: "app-secret-pw")
+    # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
+    monkeypatch.setattr(module, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
     return module
 
 

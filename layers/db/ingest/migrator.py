@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ingest.schema import apply_schema, ensure_app_user
+from ingest.connection import DatabaseUnavailable
+from ingest.schema import IAM_AUTHENTICATION, apply_schema, ensure_app_user
 
 PHYSICAL_ID_PREFIX = "customer-ingest-schema"
 
@@ -16,8 +18,8 @@ def migrate(
     event: dict[str, Any],
     connect: Callable[[], Any],
     app_user: str,
-    app_password: Callable[[], str],
     database: str,
+    app_user_authentication: str = IAM_AUTHENTICATION,
 ) -> dict[str, Any]:
     """Run the migration the request asks for; returns the resource's Data. Delete keeps the data:
     the tables go with the cluster, whose own deletion policy decides."""
@@ -26,10 +28,23 @@ def migrate(
     connection = connect()
     try:
         statements = apply_schema(connection, database)
-        ensure_app_user(connection, app_user, app_password(), database)
+        ensure_app_user(connection, app_user, database, app_user_authentication)
     finally:
         connection.close()
     return {"Statements": len(statements), "Database": database}
+
+
+def connect_with_retry(connect: Callable[[], Any], budget_s: float, logger: Any, pause_s: float = 10) -> Any:
+    """Connect, retrying while the proxy's target is still coming up after the cluster was created."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        try:
+            return connect()
+        except DatabaseUnavailable as error:
+            if time.monotonic() + pause_s > deadline:
+                raise
+            logger.warning("database not reachable yet; retrying", error=str(error), pause_s=pause_s)
+            time.sleep(pause_s)
 
 
 def send_response(

@@ -12,6 +12,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 # Least privilege for the functions' database user: read and write rows, nothing else.
 APP_PRIVILEGES = "SELECT, INSERT, UPDATE"
+# Aurora MySQL's IAM authentication plugin: the user logs in with a 15-minute token, never a password.
+IAM_AUTHENTICATION = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
 
 
 def schema_statements(text: str | None = None) -> list[str]:
@@ -42,18 +44,17 @@ def apply_schema(connection: pymysql.Connection, database: str = "ingest") -> li
 
 
 def ensure_app_user(
-    connection: pymysql.Connection, user: str, password: str, database: str = "ingest"
+    connection: pymysql.Connection,
+    user: str,
+    database: str = "ingest",
+    authentication: str = IAM_AUTHENTICATION,
 ) -> None:
-    """The functions' database user: rows of one database, nothing else.
+    """The functions' database user: rows of one database, nothing else, and no password anywhere.
 
-    RDS Proxy authenticates clients with IAM and logs in to Aurora with this user's secret; setting
-    the password on every run keeps the user in step with the secret after a rotation.
+    On Aurora it authenticates with IAM tokens only (RDS Proxy's end-to-end IAM authentication).
     """
     account = f"'{_identifier(user).strip('`')}'@'%'"
-    # With parameters, pymysql formats the statement with %: the host wildcard is written %%.
-    escaped = account.replace("%", "%%")
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE USER IF NOT EXISTS {escaped} IDENTIFIED BY %s", (password,))
-        cursor.execute(f"ALTER USER {escaped} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"CREATE USER IF NOT EXISTS {account} {authentication}")
         cursor.execute(f"GRANT {APP_PRIVILEGES} ON {_identifier(database)}.* TO {account}")
     connection.commit()

@@ -1,0 +1,81 @@
+"""`sam build` of the real template: the layer carries its dependencies and the ingest package, and
+every function its handler. Cross-builds arm64 wheels from PyPI (no Docker), so it needs the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = {
+    "ProducerFunction": "producer",
+    "ConsumerFunction": "consumer",
+    "ReaderFunction": "reader",
+    "SchemaMigratorFunction": "migrator",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _build_environment() -> dict[str, str]:
+    """SAM's python3.13 builder looks for `python3.13` on PATH: put this interpreter's directory (the
+    virtual environment's bin, holding python3.13 and sam) first."""
+    env = dict(os.environ)
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
+    env["SAM_CLI_TELEMETRY"] = "0"
+    return env
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env = _build_environment()
+    sam = shutil.which("sam", path=env["PATH"])
+    if sam is None:
+        pytest.skip("aws-sam-cli is not installed")
+    if shutil.which("python3.13", path=env["PATH"]) is None:
+        pytest.skip("sam build needs python3.13 on PATH")
+    build = tmp_path_factory.mktemp("sam-build") / "build"
+    result = subprocess.run(
+        [sam, "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return build
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["python/pymysql", "python/aws_lambda_powertools", "python/pydantic", "python/ingest/schema.sql"],
+)
+def test_layer_contains(build_dir: Path, path: str):
+    assert (build_dir / "DbLayer" / path).exists()
+
+
+def test_layer_is_not_nested_twice(build_dir: Path):
+    # BuildMethod python3.13 adds python/ itself; a python/ of our own would end up as python/python/.
+    assert not (build_dir / "DbLayer" / "python" / "python").exists()
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_contains_its_handler(build_dir: Path, logical_id: str):
+    built = build_dir / logical_id / "app.py"
+    assert built.is_file()
+    source = ROOT / "functions" / FUNCTIONS[logical_id] / "app.py"
+    assert built.read_bytes() == source.read_bytes()
+
+
+def test_built_template_points_at_the_built_code(build_dir: Path):
+    built = (build_dir / "template.yaml").read_text()
+    for logical_id in (*FUNCTIONS, "DbLayer"):
+        assert f"CodeUri: {logical_id}" in built or f"ContentUri: {logical_id}" in built

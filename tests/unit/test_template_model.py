@@ -1,0 +1,127 @@
+"""API Gateway's request model (template.yaml) and ingest.models.CustomerIn must agree.
+
+API Gateway rejects a body the model refuses before the producer runs; the producer validates with
+pydantic. A body pydantic accepts must never be refused by API Gateway (that would turn away good data).
+The other way round is harmless (the producer answers 400 itself) and happens only where JSON Schema
+cannot say what pydantic checks; those cases are listed in SCHEMA_MORE_LENIENT.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from ingest import models
+from tests.unit.test_template import TEMPLATE, _CfnLoader
+
+
+def _model_schema() -> dict[str, Any]:
+    template = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    schema = template["Resources"]["IngestApi"]["Properties"]["DefinitionBody"]["definitions"]["CustomerIn"]
+    # API Gateway models are JSON Schema draft 4.
+    jsonschema.Draft4Validator.check_schema(schema)
+    return schema
+
+
+SCHEMA = _model_schema()
+VALIDATOR = jsonschema.Draft4Validator(SCHEMA)
+
+
+def schema_accepts(body: Any) -> bool:
+    return VALIDATOR.is_valid(body)
+
+
+def pydantic_accepts(body: Any) -> bool:
+    try:
+        models.CustomerIn.model_validate_json(json.dumps(body))
+    except ValidationError:
+        return False
+    return True
+
+
+VALID = {
+    "minimal": {"customer_id": "c1"},
+    "every field": {
+        "customer_id": "cust_0001-A",
+        "name": "Ada Lovelace",
+        "email": "ada.lovelace+ingest@example.co.uk",
+        "phone": "+44 (20) 7946-0000",
+        "address": "12 Analytical Row, London",
+        "attributes": {"tier": "gold", "score": 7, "tags": ["a", "b"], "nested": {"x": None}},
+    },
+    "id of 64 characters": {"customer_id": "a" * 64},
+    "name of 200 characters": {"customer_id": "c1", "name": "n" * 200},
+    "unicode name": {"customer_id": "c1", "name": "Zoë Ñúñez 李"},
+    "address of 500 characters": {"customer_id": "c1", "address": "x" * 500},
+    "phone digits only": {"customer_id": "c1", "phone": "123"},
+    "50 attributes": {"customer_id": "c1", "attributes": {f"k{i}": i for i in range(50)}},
+    "empty attributes": {"customer_id": "c1", "attributes": {}},
+    "email without a dot in the domain": {"customer_id": "c1", "email": "root@localhost"},
+}
+
+INVALID = {
+    "no customer_id": {"name": "Ada"},
+    "empty customer_id": {"customer_id": ""},
+    "customer_id too long": {"customer_id": "a" * 65},
+    "customer_id with a space": {"customer_id": "c 1"},
+    "customer_id with a slash": {"customer_id": "c/1"},
+    "customer_id a number": {"customer_id": 12},
+    "unknown field": {"customer_id": "c1", "nickname": "x"},
+    "empty name": {"customer_id": "c1", "name": ""},
+    "name too long": {"customer_id": "c1", "name": "n" * 201},
+    "name a number": {"customer_id": "c1", "name": 5},
+    "email without @": {"customer_id": "c1", "email": "ada.example.com"},
+    "email with a space": {"customer_id": "c1", "email": "ada lovelace@example.com"},
+    "email too long": {"customer_id": "c1", "email": "a" * 250 + "@example.com"},
+    "phone with letters": {"customer_id": "c1", "phone": "call me"},
+    "phone too short": {"customer_id": "c1", "phone": "12"},
+    "phone too long": {"customer_id": "c1", "phone": "1" * 33},
+    "address too long": {"customer_id": "c1", "address": "x" * 501},
+    "51 attributes": {"customer_id": "c1", "attributes": {f"k{i}": i for i in range(51)}},
+    "attributes a list": {"customer_id": "c1", "attributes": ["a"]},
+    "body a list": [{"customer_id": "c1"}],
+    "body a string": "c1",
+}
+
+# Refused by pydantic only; API Gateway passes them on and the producer answers 400.
+SCHEMA_MORE_LENIENT = {
+    # JSON Schema cannot bound the encoded size of an object.
+    "attributes over 16 KiB of JSON": {"customer_id": "c1", "attributes": {"blob": "x" * (17 * 1024)}},
+    # ECMA-262 / Java '$' also matches before a final newline; pydantic's regex engine does not.
+    "customer_id with a trailing newline": {"customer_id": "c1\n"},
+}
+
+
+@pytest.mark.parametrize("body", VALID.values(), ids=VALID.keys())
+def test_both_accept(body):
+    assert pydantic_accepts(body)
+    assert schema_accepts(body)
+
+
+@pytest.mark.parametrize("body", INVALID.values(), ids=INVALID.keys())
+def test_both_refuse(body):
+    assert not pydantic_accepts(body)
+    assert not schema_accepts(body)
+
+
+@pytest.mark.parametrize("body", SCHEMA_MORE_LENIENT.values(), ids=SCHEMA_MORE_LENIENT.keys())
+def test_only_the_producer_refuses(body):
+    assert not pydantic_accepts(body)
+    # If this starts to fail, the schema got stricter: move the case to INVALID.
+    assert schema_accepts(body)
+
+
+def test_patterns_and_limits_are_the_models_own():
+    properties = SCHEMA["properties"]
+    assert properties["customer_id"]["pattern"] == models.CUSTOMER_ID_PATTERN
+    assert properties["email"]["pattern"] == models.EMAIL_PATTERN
+    assert properties["phone"]["pattern"] == models.PHONE_PATTERN
+    assert properties["attributes"]["maxProperties"] == models.MAX_ATTRIBUTES
+    assert SCHEMA["additionalProperties"] is False
+    assert SCHEMA["required"] == ["customer_id"]
+    assert set(properties) == set(models.CustomerIn.model_fields)

@@ -180,9 +180,9 @@ class ApiGateway:
         started = time.monotonic()
         try:
             response = route.handler(event, context)
-        except Exception:
+        except Exception as error:
             # API Gateway answers 502 when the function fails.
-            log.exception("%s failed", route.function_name)
+            log.warning("%s failed: %s: %s", route.function_name, type(error).__name__, error)
             self._send(
                 request, 502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
             )

@@ -148,7 +148,11 @@ class Stack:
         ensure_app_user = load_handler("ingest.schema.ensure_app_user", {})
         with self.writer.connect() as connection:
             schema(connection, DATABASE)
-            ensure_app_user(connection, APP_USER, self.app_password, DATABASE)
+            # The functions' user with the product's grants; a password instead of IAM, which needs AWS.
+            # (token_urlsafe yields only letters, digits, '-' and '_': safe inside the quotes.)
+            ensure_app_user(
+                connection, APP_USER, database=DATABASE, authentication=f"IDENTIFIED BY '{self.app_password}'"
+            )
         log.info("schema applied to %s by ingest.schema.apply_schema; user %s created", DATABASE, APP_USER)
 
     def _start_queue(self) -> None:

@@ -1,0 +1,113 @@
+"""Reconciliation: the traffic generator's log against what the database and the dead-letter queue hold.
+
+A request's data is lost when the client handed it over and it is neither in customer_records nor
+parked in the dead-letter queue at the end: acknowledged (2xx) and missing, or answered with a final
+error (which the client cannot safely resend) and missing. Requests the API rejected as invalid (4xx)
+are not lost. Duplicates are rows beyond one per request, found by the drill's own key in the payload.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+
+from local.drill.traffic import Request
+from local.queue import sqs_client
+from local.stack import DATABASE, Stack
+
+STALE_PROFILES_SQL = """
+SELECT COUNT(*) FROM (
+    SELECT r.customer_id,
+           (SELECT newest.request_id FROM customer_records newest
+             WHERE newest.customer_id = r.customer_id
+             ORDER BY newest.accepted_at DESC, newest.request_id DESC LIMIT 1) AS newest_request_id
+      FROM customer_records r GROUP BY r.customer_id
+) expected
+LEFT JOIN customers c ON c.customer_id = expected.customer_id
+WHERE c.request_id IS NULL OR c.request_id <> expected.newest_request_id
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    request_id: str
+    drill_key: str | None
+    accepted_at: float  # seconds since the epoch
+    committed_at: float
+
+
+def database_rows(stack: Stack) -> list[Row]:
+    with stack.writer.connect(database=DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT request_id, JSON_VALUE(payload, '$.attributes.drill_key'), "
+            "UNIX_TIMESTAMP(accepted_at), UNIX_TIMESTAMP(committed_at) FROM customer_records"
+        )
+        return [Row(rid, key, float(accepted), float(committed)) for rid, key, accepted, committed in cursor]
+
+
+def stale_profiles(stack: Stack) -> int:
+    with stack.writer.connect(database=DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute(STALE_PROFILES_SQL)
+        return int(cursor.fetchone()[0])
+
+
+def dead_lettered_keys(stack: Stack) -> list[str]:
+    """Drill keys of the messages in the dead-letter queue (received and left there)."""
+    client = sqs_client(stack.queues.endpoint, retries=3)
+    keys: list[str] = []
+    empty_receives = 0
+    while empty_receives < 2:
+        messages = client.receive_message(
+            QueueUrl=stack.queues.dead_letter_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=600,
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+        empty_receives = 0 if messages else empty_receives + 1
+        for message in messages:
+            payload = json.loads(message["Body"]).get("payload", {})
+            keys.append(payload.get("attributes", {}).get("drill_key"))
+    return keys
+
+
+def is_rejected_as_invalid(request: Request) -> bool:
+    return request.status is not None and 400 <= request.status < 500
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
+
+
+def reconcile(stack: Stack, requests: list[Request]) -> dict:
+    rows = database_rows(stack)
+    dead_letter = dead_lettered_keys(stack)
+    keyed_rows = [row for row in rows if row.drill_key is not None]
+    stored_keys = {row.drill_key for row in keyed_rows}
+    handed_over = [request for request in requests if not is_rejected_as_invalid(request)]
+    acknowledged = [request for request in requests if request.acknowledged]
+    parked = set(dead_letter)
+    missing = [r for r in handed_over if r.key not in stored_keys and r.key not in parked]
+    acknowledged_keys = {request.key for request in acknowledged}
+    lags_ms = [
+        (row.committed_at - row.accepted_at) * 1000 for row in rows if row.drill_key in acknowledged_keys
+    ]
+    p50, p99 = percentile(lags_ms, 0.5), percentile(lags_ms, 0.99)
+    return {
+        "offered": len(requests),
+        "acknowledged": len(acknowledged),
+        "committed": len(stored_keys & {request.key for request in requests}),
+        "lost": len(missing),
+        # a row the drill never asked for counts as extra too
+        "duplicates": len(keyed_rows) - len(stored_keys) + (len(rows) - len(keyed_rows)),
+        "stale_profiles": stale_profiles(stack),
+        "dead_lettered": len(dead_letter),
+        "lag_p50_ms": None if p50 is None else round(p50, 1),
+        "lag_p99_ms": None if p99 is None else round(p99, 1),
+        # for the Markdown report: which kind of loss it was
+        "lost_acknowledged": sum(1 for request in missing if request.acknowledged),
+    }

@@ -11,6 +11,7 @@ Cost per call is O(log n) in the queue's depth:
 """
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -173,11 +174,15 @@ class Queue:
 
     @property
     def redrive(self) -> tuple[str, int] | None:
+        """(dead-letter queue name, maxReceiveCount), or None without a redrive policy."""
         policy = self.attributes.get("RedrivePolicy")
-        if not policy:
-            return None
-        parsed = json.loads(policy)
-        return queue_name_from_arn(parsed["deadLetterTargetArn"]), int(parsed["maxReceiveCount"])
+        return parse_redrive_policy(policy) if policy else None
+
+
+@functools.lru_cache(maxsize=64)
+def parse_redrive_policy(policy: str) -> tuple[str, int]:
+    parsed = json.loads(policy)
+    return queue_name_from_arn(parsed["deadLetterTargetArn"]), int(parsed["maxReceiveCount"])
 
 
 def queue_name_from_arn(arn: str) -> str:
@@ -707,17 +712,32 @@ class QueueStore:
         selected = "id, message_id, body, body_md5, message_attributes, message_attributes_md5, group_id," \
             " dedup_id, sent_at, visible_at, expires_at, receive_count, first_received_at," \
             " dead_letter_source_queue_id"  # fmt: skip
-        delivered = []
-        if not queue.fifo:
+        delivered: list[sqlite3.Row] = []
+        if queue.fifo:
+            self._take_from_groups(queue, delivered, limit, selected, now, visibility)
+        else:
             rows = self._db.execute(
                 f"SELECT {selected} FROM messages WHERE queue_id = ? AND visible_at <= ?"
                 " ORDER BY visible_at LIMIT ?",
                 (queue.id, now, limit * 2),
             ).fetchall()
-            for row in rows:
-                if len(delivered) < limit and self._deliverable(queue, row, now):
-                    delivered.append(self._deliver(queue, row, now, visibility, params))
-            return delivered
+            delivered = [row for row in rows if self._deliverable(queue, row, now)][:limit]
+        if not delivered:
+            return []
+        # One token per receive call: the row id in each handle keeps the handles distinct.
+        token = secrets.token_urlsafe(12)
+        self._db.execute(
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
+            " first_received_at = COALESCE(first_received_at, ?), receipt_token = ?"
+            f" WHERE id IN ({', '.join('?' * len(delivered))})",
+            (now + visibility * 1000, now, token, *(row["id"] for row in delivered)),
+        )
+        return [self._message_reply(queue, row, now, token, params) for row in delivered]
+
+    def _take_from_groups(
+        self, queue: Queue, delivered: list, limit: int, selected: str, now: int, visibility: int
+    ) -> None:
+        """FIFO: as many messages of one ready group as possible, in order, then the next group."""
         visited: set[str] = set()
         while len(delivered) < limit:
             groups = [
@@ -733,17 +753,8 @@ class QueueStore:
                 break
             for group_id in groups:
                 visited.add(group_id)
-                # As many messages of one group as possible, in order, then the next group.
                 delivered_before = len(delivered)
-                for row in self._db.execute(
-                    f"SELECT {selected} FROM messages WHERE queue_id = ? AND group_id = ?"
-                    " ORDER BY id LIMIT ?",
-                    (queue.id, group_id, limit - len(delivered)),
-                ).fetchall():
-                    if row["visible_at"] > now:
-                        break
-                    if self._deliverable(queue, row, now):
-                        delivered.append(self._deliver(queue, row, now, visibility, params))
+                self._take_from_group(queue, group_id, delivered, limit, selected, now)
                 if len(delivered) > delivered_before:  # its head is now in flight until then
                     self._db.execute(
                         "UPDATE message_groups SET ready_at = ? WHERE queue_id = ? AND group_id = ?",
@@ -753,7 +764,27 @@ class QueueStore:
                     self._refresh_group(queue.id, group_id)
                 if len(delivered) >= limit:
                     break
-        return delivered
+
+    def _take_from_group(
+        self, queue: Queue, group_id: str, delivered: list, limit: int, selected: str, now: int
+    ) -> None:
+        """Take the group's messages in order until the limit or a delayed one; messages moved to
+        the dead-letter queue or expired on the way make room for the next."""
+        after_id = 0
+        while len(delivered) < limit:
+            rows = self._db.execute(
+                f"SELECT {selected} FROM messages WHERE queue_id = ? AND group_id = ? AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (queue.id, group_id, after_id, limit - len(delivered)),
+            ).fetchall()
+            for row in rows:
+                if row["visible_at"] > now:
+                    return
+                after_id = row["id"]
+                if self._deliverable(queue, row, now):
+                    delivered.append(row)
+            if not rows:
+                return
 
     def _deliverable(self, queue: Queue, row: sqlite3.Row, now: int) -> bool:
         """False when the message expired or was just moved to the dead-letter queue instead."""
@@ -787,14 +818,8 @@ class QueueStore:
         if source.fifo:
             self._refresh_group(source.id, row["group_id"])
 
-    def _deliver(self, queue: Queue, row: sqlite3.Row, now: int, visibility: int, params: dict) -> dict:
-        token = secrets.token_urlsafe(12)
+    def _message_reply(self, queue: Queue, row: sqlite3.Row, now: int, token: str, params: dict) -> dict:
         first_received_at = row["first_received_at"] or now
-        self._db.execute(
-            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
-            " first_received_at = ?, receipt_token = ? WHERE id = ?",
-            (now + visibility * 1000, first_received_at, token, row["id"]),
-        )
         message = {
             "MessageId": row["message_id"],
             "ReceiptHandle": f"{row['id']}.{token}",
@@ -868,37 +893,36 @@ class QueueStore:
 
     def _delete_message(self, params: dict) -> dict:
         queue = self._queue(params)
-        self._delete_one(queue, params.get("ReceiptHandle"))
+        self._delete_by_handles(queue, [self._parse_handle(params.get("ReceiptHandle"))])
         return {}
 
     def _delete_message_batch(self, params: dict) -> dict:
         queue = self._queue(params)
         entries = params.get("Entries") or []
         check_batch(entries, "DeleteMessageBatchRequestEntry")
-        successful, failed, groups = [], [], set()
+        successful, failed, handles = [], [], []
         for entry in entries:
             try:
-                groups.add(self._delete_one(queue, entry.get("ReceiptHandle"), refresh_group=False))
+                handles.append(self._parse_handle(entry.get("ReceiptHandle")))
                 successful.append({"Id": entry["Id"]})
             except SqsError as error:
                 failed.append(batch_failure(entry["Id"], error))
-        for group_id in groups - {None}:
-            self._refresh_group(queue.id, group_id)
+        self._delete_by_handles(queue, handles)
         return {"Successful": successful, "Failed": failed}
 
-    def _delete_one(self, queue: Queue, handle: str | None, refresh_group: bool = True) -> str | None:
-        """Delete by receipt handle; returns the FIFO group of the deleted message. A handle from
-        an earlier receive succeeds without deleting, as SQS documents for DeleteMessage."""
-        row_id, token = self._parse_handle(handle)
-        deleted = self._db.execute(
-            "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ? RETURNING group_id",
-            (row_id, queue.id, token),
-        ).fetchone()
-        if deleted is None or not queue.fifo:
-            return None
-        if refresh_group:
-            self._refresh_group(queue.id, deleted[0])
-        return deleted[0]
+    def _delete_by_handles(self, queue: Queue, handles: list[tuple[int, str]]) -> None:
+        """Delete the messages whose latest receipt handles these are. A handle from an earlier
+        receive succeeds without deleting, as SQS documents for DeleteMessage."""
+        deleted = [
+            self._db.execute(
+                "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ? RETURNING group_id",
+                (row_id, queue.id, token),
+            ).fetchone()
+            for row_id, token in handles
+        ]
+        if queue.fifo:
+            for group_id in {row[0] for row in deleted if row is not None}:
+                self._refresh_group(queue.id, group_id)
 
     def _change_message_visibility(self, params: dict) -> dict:
         queue = self._queue(params)

@@ -322,17 +322,25 @@ def test_consumer_polls_and_backs_off_on_its_queue_only(resources):
     assert "sqs:SendMessage" not in granted
 
 
-def test_secrets_are_readable_only_by_who_needs_them(resources):
-    assert _actions(resources, "SchemaMigratorFunctionRole")["secretsmanager:GetSecretValue"] == [
-        {"Ref": "AppUserSecret"}
+def test_only_the_proxy_reads_the_master_secret_and_the_app_user_has_none(resources):
+    assert _actions(resources, "DatabaseProxyRole")["secretsmanager:GetSecretValue"] == [
+        {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
     ]
-    proxy_secrets = _actions(resources, "DatabaseProxyRole")["secretsmanager:GetSecretValue"]
-    assert proxy_secrets == [
-        {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]},
-        {"Ref": "AppUserSecret"},
-    ]
-    for role in ("ProducerFunctionRole", "ConsumerFunctionRole", "ReaderFunctionRole"):
-        assert "secretsmanager:GetSecretValue" not in _actions(resources, role)
+    for role in (
+        "ProducerFunctionRole",
+        "ConsumerFunctionRole",
+        "ReaderFunctionRole",
+        "SchemaMigratorFunctionRole",
+    ):
+        assert not any(action.startswith("secretsmanager:") for action in _actions(resources, role))
+    assert not [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    # End-to-end IAM: the proxy itself logs in as the app user with a token.
+    proxy = props(resources, "DatabaseProxy")
+    assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
+    (master,) = proxy["Auth"]
+    assert master["SecretArn"] == {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+    (resource,) = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
+    assert resource["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
 
 
 # --- parameters, API, outputs -------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -135,3 +138,23 @@ def test_database(database_server: DatabaseServer) -> Iterator[TestDatabase]:
     yield TestDatabase(server=database_server, name=name)
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def response_url():
+    """Captures the PUT that CloudFormation's pre-signed URL would receive."""
+    received: list[dict] = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/cfn-response", received
+    server.shutdown()

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 
 from tests.conftest import load_handler
-
-
-@pytest.fixture
-def response_url():
-    """Captures the PUT that CloudFormation's pre-signed URL would receive."""
-    received: list[dict] = []
-
-    class Capture(BaseHTTPRequestHandler):
-        def do_PUT(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Capture)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/cfn-response", received
-    server.shutdown()
 
 
 def custom_resource_event(request_type: str, url: str) -> dict:

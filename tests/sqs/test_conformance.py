@@ -97,9 +97,9 @@ def test_content_based_deduplication_uses_the_body(sqs, queue_name):
     assert [message["Body"] for message in messages] == ["same", "other"]
 
 
-def test_fifo_group_is_delivered_in_order_with_increasing_sequence_numbers(sqs, queue_name):
+def test_fifo_group_is_delivered_in_order(sqs, queue_name):
     """GIVEN five messages in one group WHEN received THEN in send order, with the FIFO system
-    attributes and increasing SequenceNumbers."""
+    attributes."""
     queue_url = create_fifo(sqs, queue_name)
     sent = [
         sqs.send_message(
@@ -113,9 +113,6 @@ def test_fifo_group_is_delivered_in_order_with_increasing_sequence_numbers(sqs, 
     )["Messages"]
 
     assert [message["Body"] for message in messages] == [f"m{i}" for i in range(5)]
-    sequence_numbers = [int(reply["SequenceNumber"]) for reply in sent]
-    assert sequence_numbers == sorted(sequence_numbers)
-    assert len(set(sequence_numbers)) == 5
     first = messages[0]["Attributes"]
     assert first["MessageGroupId"] == "g"
     assert first["MessageDeduplicationId"] == "d0"

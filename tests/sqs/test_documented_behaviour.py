@@ -93,6 +93,26 @@ def test_stale_receipt_handle_does_not_delete(emulator_sqs, queue_name):
     )
 
 
+def test_sequence_numbers_increase(emulator_sqs, queue_name):
+    """SendMessage API reference, SequenceNumber: "The large, non-consecutive number that Amazon SQS
+    assigns to each message. The length of SequenceNumber is 128 bits. SequenceNumber continues to
+    increase for a particular MessageGroupId." (moto's are random.)
+
+    GIVEN five sends to one group WHEN their sequence numbers are compared THEN they increase."""
+    sqs = emulator_sqs
+    queue_url = create_fifo(sqs, queue_name)
+    replies = [
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"{i}"
+        )
+        for i in range(5)
+    ]
+
+    numbers = [int(reply["SequenceNumber"]) for reply in replies]
+    assert numbers == sorted(numbers)
+    assert len(set(numbers)) == 5
+
+
 def test_body_with_forbidden_characters_is_rejected(emulator_sqs, queue_name):
     """SendMessage API reference: allowed are "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD |
     #x10000 to #x10FFFF"; "If a message contains characters outside the allowed set, Amazon SQS

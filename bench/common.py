@@ -1,0 +1,249 @@
+"""What the benchmarks share: import paths, a throwaway MariaDB, realistic records, events, statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER = ROOT / "layers" / "db"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:customer-ingest.fifo"
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest.fifo"
+CUSTOMERS = 100
+# Where the handlers' logs and EMF metrics go while measured (in Lambda: stdout, to CloudWatch).
+# Never closed: Powertools loggers keep the stream they found at import.
+DEVNULL = open(os.devnull, "w")  # noqa: SIM115
+
+
+def ensure_import_paths() -> None:
+    """The repository root (functions.*, local.*) and the layer (ingest), as the tests have them."""
+    for path in (str(LAYER), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction in 0..1)."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+# ---- the throwaway database -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    user: str = "root"
+    password: str = ""
+
+    def connect(self, database: str | None = None, **options: Any):
+        import pymysql
+
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+            **options,
+        )
+
+    def env(self, database: str) -> dict[str, str]:
+        """The handlers' database settings in the local stack's form: password auth, no TLS."""
+        return {
+            "DB_HOST": self.host,
+            "DB_PORT": str(self.port),
+            "DB_NAME": database,
+            "DB_USER": self.user,
+            "DB_PASSWORD": self.password,
+            "DB_AUTH": "password",
+            "DB_TLS": "off",
+        }
+
+
+@contextmanager
+def throwaway_mariadb() -> Iterator[Server]:
+    """local.mariadb on a free port with its own data directory (never the machine's shared server)."""
+    ensure_import_paths()
+    from local.mariadb import MariaDB
+    from local.ports import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-mariadb-"))
+    server = MariaDB(port=free_port(), datadir=workdir / "data", name="bench-mariadb")
+    server.start()
+    try:
+        yield Server(host=server.host, port=server.port)
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def create_database(server: Server, name: str) -> None:
+    ensure_import_paths()
+    from ingest.schema import apply_schema
+
+    with server.connect(autocommit=True) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        apply_schema(connection, name)
+
+
+def truncate(server: Server, database: str) -> None:
+    with server.connect(database, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("TRUNCATE TABLE customer_records")
+        cursor.execute("TRUNCATE TABLE customers")
+
+
+def count_records(server: Server, database: str) -> int:
+    with server.connect(database, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM customer_records")
+        return int(cursor.fetchone()[0])
+
+
+# ---- realistic data --------------------------------------------------------------------------------
+
+_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret")
+_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman")
+_STREETS = ("Main Street", "Harbour Road", "Station Avenue", "Mill Lane", "Rue de la Paix", "Hauptstraße")
+_CITIES = ("Dublin", "Frankfurt", "Seattle", "São Paulo", "Tokyo", "Zürich", "Cape Town", "Sydney")
+_PLANS = ("free", "team", "business", "enterprise")
+_TAGS = ("newsletter", "beta", "vip", "churn-risk", "partner", "trial", "annual", "eu", "us", "apac")
+
+
+def customer_ids(count: int = CUSTOMERS) -> list[str]:
+    return [f"cust-{index:04d}" for index in range(count)]
+
+
+def customer_body(rng: random.Random, customer_id: str) -> dict[str, Any]:
+    """A POST /customers body as a CRM would send it: contact fields plus a handful of attributes
+    (about 500 bytes of JSON, with some non-ASCII text)."""
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    return {
+        "customer_id": customer_id,
+        "name": f"{first} {last}",
+        "email": f"{first.lower()}.{last.lower()}{rng.randrange(1000)}@example.com",
+        "phone": f"+{rng.randrange(1, 99)} {rng.randrange(100, 999)} {rng.randrange(1_000_000, 9_999_999)}",
+        "address": f"{rng.randrange(1, 300)} {rng.choice(_STREETS)}, {rng.choice(_CITIES)}",
+        "attributes": {
+            "plan": rng.choice(_PLANS),
+            "seats": rng.randrange(1, 500),
+            "marketing_opt_in": rng.random() < 0.5,
+            "tags": rng.sample(_TAGS, 3),
+            "source": "crm-sync",
+            "lifetime_value": round(rng.uniform(0, 50_000), 2),
+            "signup_date": f"20{rng.randrange(15, 26)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+            "notes": "Prefers e-mail; invoices in EUR; contact before renewal.",
+        },
+    }
+
+
+def queue_messages(count: int, seed: int = 1, customers: int = CUSTOMERS) -> list[dict[str, Any]]:
+    """`count` queue message bodies as the producer writes them, over `customers` distinct customers."""
+    rng = random.Random(seed)
+    ids = customer_ids(customers)
+    start = 1_763_900_000_000_000
+    messages = []
+    for index in range(count):
+        customer_id = rng.choice(ids)
+        messages.append(
+            {
+                "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "customer_id": customer_id,
+                "accepted_at": start + index * 137,
+                "payload": customer_body(rng, customer_id),
+            }
+        )
+    return messages
+
+
+def sqs_record(message: dict[str, Any], sequence: int) -> dict[str, Any]:
+    """One record of a Lambda SQS event, as the event source mapping delivers it from a FIFO queue."""
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": f"AQEB{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(message["accepted_at"] // 1000),
+            "SequenceNumber": str(18_800_000_000_000_000_000 + sequence),
+            "MessageGroupId": message["customer_id"],
+            "SenderId": "AROAEXAMPLE:customer-ingest-producer",
+            "MessageDeduplicationId": message["request_id"],
+            "ApproximateFirstReceiveTimestamp": str(message["accepted_at"] // 1000 + 50),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def sqs_events(messages: list[dict[str, Any]], batch_size: int = 10) -> list[dict[str, Any]]:
+    return [
+        {"Records": [sqs_record(m, start + i) for i, m in enumerate(messages[start : start + batch_size])]}
+        for start in range(0, len(messages), batch_size)
+    ]
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "bench-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/bench-function"
+    log_stream_name: str = "2026/11/23/[$LATEST]bench"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench-function"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+LAMBDA_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "customer-ingest",
+    "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+}
+
+
+def load_handler_module(name: str, env: dict[str, str]):
+    """Import functions/<name>/app.py afresh with `env` set (the handlers read it at import)."""
+    import importlib
+
+    ensure_import_paths()
+    os.environ.update(env)
+    module_name = f"functions.{name}.app"
+    sys.modules.pop(module_name, None)
+    return importlib.import_module(module_name)

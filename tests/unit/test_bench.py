@@ -1,0 +1,45 @@
+"""The benchmark runner's own logic: statistics, the summary table, merging --only results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.__main__ import summary, write
+from bench.common import percentile, queue_messages, sqs_events
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_workload_spreads_over_100_customers_in_batches_of_10() -> None:
+    messages = queue_messages(2_000, seed=3)
+    assert len({m["customer_id"] for m in messages}) == 100
+    assert len({m["request_id"] for m in messages}) == 2_000
+    events = sqs_events(messages)
+    assert [len(e["Records"]) for e in events] == [10] * 200
+    record = events[0]["Records"][0]
+    assert record["attributes"]["MessageGroupId"] == json.loads(record["body"])["customer_id"]
+
+
+def test_only_merges_into_the_existing_report(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    write(output, {"consumer_rows_per_s": 1.0, "layer_bytes": 5}, merge=False)
+    merged = write(output, {"consumer_rows_per_s": 2.0}, merge=True)
+    assert merged == {"consumer_rows_per_s": 2.0, "layer_bytes": 5}
+    assert json.loads(output.read_text()) == merged
+    assert write(output, {"layer_bytes": 6}, merge=False) == {"layer_bytes": 6}
+
+
+def test_summary_marks_targets() -> None:
+    table = summary(
+        {"consumer_vs_ceiling": 0.9, "producer_us_p99": 2500.0, "cold_import_ms": {"producer": 10.0}}
+    )
+    lines = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert lines["consumer_vs_ceiling"].endswith("met")
+    assert lines["producer_us_p99"].endswith("MISSED")
+    assert lines["cold_import_ms"].endswith("met")

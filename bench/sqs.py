@@ -138,7 +138,9 @@ def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float
     return count / (time.perf_counter() - started)
 
 
-def receive_and_delete(sqs, queue_url: str, count: int) -> float:
+def receive_and_delete(sqs, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
+    """Receive batches of 10 and delete them, `count` messages in all (groups, tag: unused, for
+    the same signature as the send loops)."""
     done = 0
     started = time.perf_counter()
     while done < count:
@@ -158,7 +160,7 @@ def timed_worker(task, endpoint: str, queue_url: str, count: int, groups: int, t
     sqs.get_queue_url(QueueName=QUEUE_NAME)  # connect before the clock starts
     start.wait()
     began = time.monotonic()  # system-wide clock: spans of processes compare
-    task(sqs, queue_url, count, groups, tag) if task is batch_sends else task(sqs, queue_url, count)
+    task(sqs, queue_url, count, groups, tag)
     return began, time.monotonic()
 
 

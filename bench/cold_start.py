@@ -2,7 +2,9 @@
 
 The process sees what a Lambda execution environment sees: the function's build output as the
 working directory (/var/task), the built layer's python/ directory next on sys.path (/opt/python),
-then this interpreter's site-packages as the runtime's own boto3. The environment is the
+then the runtime's own packages (boto3 and its dependencies, nothing else: /var/runtime), taken
+from this interpreter's site-packages with their bytecode; `python -S` keeps the rest of
+site-packages out, as it is not on Lambda. The environment is the
 function's from template.yaml with AWS_LAMBDA_FUNCTION_NAME set, so Powertools' Tracer is active
 (Tracing: Active). Like Lambda's read-only /opt and /var/task, nothing may write bytecode caches:
 `sam build` ships no .pyc files, so every cold start compiles the layer's modules from source.
@@ -47,6 +49,7 @@ FUNCTION_ENV = {
         "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-user-AbCdEf",
     },
 }
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
@@ -69,11 +72,24 @@ def native_overlay(layer_dir: Path, workdir: Path) -> Path:
     return overlay
 
 
+def runtime_packages(workdir: Path) -> Path:
+    """What the python3.13 Lambda runtime brings: boto3 and its dependencies (links to site-packages)."""
+    runtime = workdir / "runtime"
+    if not runtime.exists():
+        runtime.mkdir()
+        site = Path(sysconfig.get_paths()["purelib"])
+        for name in RUNTIME_PACKAGES:
+            (runtime / name).symlink_to(site / name)
+    return runtime
+
+
 def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) -> dict[str, str]:
     keep = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-    overlay = native_overlay(layer_dir, layer_dir.parent.parent)
+    workdir = layer_dir.parent.parent
+    overlay = native_overlay(layer_dir, workdir)
+    runtime = runtime_packages(workdir.parent)
     return keep | {
-        "PYTHONPATH": os.pathsep.join((str(function_dir), str(overlay), str(layer_dir))),
+        "PYTHONPATH": os.pathsep.join((str(function_dir), str(overlay), str(layer_dir), str(runtime))),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_LAMBDA_FUNCTION_NAME": f"customer-ingest-{logical_id}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
@@ -92,7 +108,7 @@ def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) 
 
 def import_ms(env: dict[str, str], cwd: Path) -> float:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], env=env, cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-S", "-c", PROBE], env=env, cwd=cwd, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"importing the handler failed:\n{result.stderr[-3000:]}")
@@ -102,7 +118,7 @@ def import_ms(env: dict[str, str], cwd: Path) -> float:
 def import_breakdown(env: dict[str, str], cwd: Path, top: int = 5) -> list[tuple[str, float]]:
     """Milliseconds of own import time per top-level package, largest first."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app"],
+        [sys.executable, "-S", "-X", "importtime", "-c", "import app"],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -151,6 +167,26 @@ def measure(built: Path, processes: int, warm_up: bool = True) -> dict[str, floa
     return results
 
 
+def boto3_floor(built: Path) -> float:
+    """`import boto3` alone from the runtime's packages: what any function using boto3 pays."""
+    env = lambda_env(
+        "producer", FUNCTIONS["producer"], built / FUNCTIONS["producer"], built / LAYER / "python"
+    )
+    runtime = runtime_packages(built.parent)
+    env["PYTHONPATH"] = str(runtime)
+    probe = PROBE.replace("import app", "import boto3")
+    return median(
+        [
+            float(
+                subprocess.run(
+                    [sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(5)
+        ]
+    )
+
+
 def run(quick: bool = False) -> dict:
     processes = 1 if quick else 10
     built = build_dir()
@@ -164,6 +200,9 @@ def run(quick: bool = False) -> dict:
             f"  {name}: {cold[name]:.0f} ms as built (no .pyc); own import time by package (ms): {breakdown}"
         )
     if not quick:
+        progress(
+            f"  for reference, `import boto3` alone (the runtime's, with .pyc): {boto3_floor(built):.0f} ms"
+        )
         with tempfile.TemporaryDirectory(prefix="bench-pyc-") as workdir:
             compiled = measure(precompiled_copy(built, Path(workdir)), processes)
         progress(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from local.lambda_runtime import LambdaContext
+from local.lambda_runtime import InvocationTimedOut, LambdaContext
 from local.ports import ensure_port_free
 from local.template import LOCAL_ACCOUNT
 
@@ -180,6 +180,14 @@ class ApiGateway:
         started = time.monotonic()
         try:
             response = route.handler(event, context)
+        except InvocationTimedOut:
+            self._send(
+                request,
+                504,
+                {"Content-Type": "application/json"},
+                b'{"message": "Endpoint request timed out"}',
+            )
+            return
         except Exception as error:
             # API Gateway answers 502 when the function fails.
             log.warning("%s failed: %s: %s", route.function_name, type(error).__name__, error)
@@ -207,10 +215,13 @@ class ApiGateway:
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
-        request.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
-                request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        try:
+            request.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    request.send_header(name, value)
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            request.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("the client left before the answer (%d)", status)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -73,8 +75,8 @@ def _serve(
     handler = load_handler(dotted, environment)
     channel.send(("ready", None))
     while True:
-        event = channel.recv()
-        context = LambdaContext(function_name=function_name, timeout_s=timeout_s)
+        event, request_id = channel.recv()
+        context = LambdaContext(function_name=function_name, timeout_s=timeout_s, aws_request_id=request_id)
         try:
             channel.send(("ok", handler(event, context)))
         except Exception as error:
@@ -85,6 +87,10 @@ def _serve(
 
 class InvocationFailed(RuntimeError):
     """The handler raised, timed out, or its process died."""
+
+
+class InvocationTimedOut(InvocationFailed):
+    """The handler ran past the function's timeout; its environment was discarded."""
 
 
 class WorkerProcess:
@@ -129,13 +135,13 @@ class WorkerProcess:
             self.kill()
             raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
 
-    def invoke(self, event: dict) -> dict:
+    def invoke(self, event: dict, request_id: str | None = None) -> dict:
         if self.channel is None:
             self.start()
-        self.channel.send(event)
+        self.channel.send((event, request_id or str(uuid.uuid4())))
         if not self.channel.poll(self.timeout_s):
             self.kill()  # Lambda ends a timed-out invocation by discarding its environment
-            raise InvocationFailed(f"{self.function_name} timed out after {self.timeout_s}s")
+            raise InvocationTimedOut(f"{self.function_name} timed out after {self.timeout_s}s")
         try:
             status, value = self.channel.recv()
         except EOFError:
@@ -162,3 +168,78 @@ def _run_logged(channel, dotted, environment, function_name, timeout_s, log_path
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     sys.stdout = sys.stderr = log
     _serve(channel, dotted, environment, function_name, timeout_s)
+
+
+class FunctionPool:
+    """Execution environments of one function, each serving one invocation at a time, as in Lambda.
+
+    The handlers keep per-environment state (a database connection, Powertools' current event), so
+    concurrent requests must not share one. The pool starts `initial` environments and adds one (a cold
+    start) when a request finds all of them busy, up to `maximum`; meanwhile requests wait for one.
+    """
+
+    def __init__(
+        self,
+        dotted: str,
+        environment: dict[str, str],
+        function_name: str,
+        timeout_s: float,
+        logdir: Path,
+        initial: int = 2,
+        maximum: int = 20,
+    ):
+        self._new = lambda number: WorkerProcess(
+            dotted, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
+        )
+        self.function_name = function_name
+        self.initial = initial
+        self.maximum = maximum
+        self._idle: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
+        self._all: list[WorkerProcess] = []
+        self._lock = threading.Lock()
+        self._starting = False
+
+    def start(self) -> None:
+        workers = [self._add() for _ in range(self.initial)]
+        for worker in workers:
+            worker.spawn()
+        for worker in workers:
+            worker.wait_until_ready()
+            self._idle.put(worker)
+
+    def __call__(self, event: dict, context: LambdaContext) -> dict:
+        worker = self._acquire()
+        try:
+            return worker.invoke(event, context.aws_request_id)
+        finally:
+            self._idle.put(worker)
+
+    def stop(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.kill()
+
+    def _acquire(self) -> WorkerProcess:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        # One cold start at a time: a burst must not start twenty interpreters at once on a small host.
+        with self._lock:
+            worker = None
+            if not self._starting and len(self._all) < self.maximum:
+                worker = self._add()
+                self._starting = True
+        if worker is None:
+            return self._idle.get()
+        try:
+            worker.start()
+        finally:
+            with self._lock:
+                self._starting = False
+        return worker
+
+    def _add(self) -> WorkerProcess:
+        worker = self._new(len(self._all))
+        self._all.append(worker)
+        return worker

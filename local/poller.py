@@ -13,7 +13,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ WAIT_TIME_SECONDS = 2
 
 @dataclass
 class BatchReport:
-    """What one invocation did, for the stack's log and the drill's timeline."""
+    """What one invocation did, for the stack's log."""
 
     time: float
     received: int
@@ -91,13 +90,11 @@ class EventSourceMapping:
         batch_size: int = 10,
         handler: str = "functions.consumer.app.handler",
         function_name: str = "ConsumerFunction",
-        on_batch: Callable[[BatchReport], None] | None = None,
     ):
         self.endpoint = endpoint
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.batch_size = batch_size
-        self.on_batch = on_batch
         self.workers = [
             WorkerProcess(
                 handler,
@@ -115,6 +112,8 @@ class EventSourceMapping:
         self._crashes_left = 0
         self._crash_lock = threading.Lock()
         self.crashes = 0
+        self._failing = False
+        self._state_lock = threading.Lock()
 
     def start(self) -> None:
         for worker in self.workers:  # cold starts in parallel
@@ -201,13 +200,22 @@ class EventSourceMapping:
         return len(reply.get("Successful", []))
 
     def _report(self, report: BatchReport) -> None:
-        if report.error:
-            log.warning("batch of %d failed: %s", report.received, report.error)
-        elif report.failed:
-            log.info(
-                "batch of %d: %d stored, %d left for retry", report.received, report.deleted, report.failed
+        # Per batch at DEBUG; at INFO only the changes between "storing" and "failing", so an outage
+        # shows as two lines, not hundreds.
+        failing = report.deleted == 0
+        log.debug(
+            "batch of %d: %d stored, %d left for retry %s",
+            report.received,
+            report.deleted,
+            report.failed,
+            report.error or "",
+        )
+        with self._state_lock:
+            changed, self._failing = failing != self._failing, failing
+        if changed and failing:
+            log.warning(
+                "consumers: batches failing (%s); messages stay in the queue",
+                report.error or "see consumer-*.log",
             )
-        else:
-            log.debug("batch of %d stored", report.received)
-        if self.on_batch is not None:
-            self.on_batch(report)
+        elif changed:
+            log.info("consumers: batches are stored again")

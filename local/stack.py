@@ -14,16 +14,15 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.api_gateway import ApiGateway, Route
 from local.haproxy import INSTALL_HINT as HAPROXY_HINT
 from local.haproxy import HAProxy
-from local.lambda_runtime import load_handler
+from local.lambda_runtime import FunctionPool, load_handler
 from local.mariadb import MariaDB, find_binary
-from local.poller import BatchReport, EventSourceMapping
+from local.poller import EventSourceMapping
 from local.ports import ensure_port_free
 from local.queue import DUMMY_CREDENTIALS, Queues, SqsEmulator, create_queues, external_endpoint
 from local.replication import create_service_users, demote, promote, resume_replicating, start_replicating
@@ -33,6 +32,7 @@ log = logging.getLogger("local.stack")
 
 DATABASE = "ingest"
 APP_USER = "ingest_app"
+API_TIMEOUT_S = 29  # API Gateway's integration timeout
 
 
 @dataclass
@@ -49,7 +49,6 @@ class StackOptions:
     consumer_concurrency: int | None = None  # the template's ConsumerMaxConcurrency default when None
     log_level: str = "INFO"  # the handlers' POWERTOOLS_LOG_LEVEL
     consumer_environment: dict[str, str] = field(default_factory=dict)
-    on_batch: Callable[[BatchReport], None] | None = None
 
 
 class Stack:
@@ -68,7 +67,7 @@ class Stack:
         self.queues: Queues | None = None
         self.poller: EventSourceMapping | None = None
         self.api: ApiGateway | None = None
-        self.routes: list[Route] = []
+        self.api_functions: list[FunctionPool] = []
 
     # ---- start and stop ------------------------------------------------------------------------
 
@@ -87,6 +86,7 @@ class Stack:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
             ("API", lambda: self.api and self.api.stop()),
+            ("API functions", lambda: [pool.stop() for pool in self.api_functions]),
             ("consumers", lambda: self.poller and self.poller.stop()),
             ("SQS emulator", lambda: self.sqs and self.sqs.stop()),
             ("HAProxy", self.proxy.stop),
@@ -180,7 +180,6 @@ class Stack:
             "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
-            "POWERTOOLS_METRICS_DISABLED": "true" if self.options.log_level != "DEBUG" else "false",
             "AWS_REGION": LOCAL_REGION,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
@@ -207,7 +206,6 @@ class Stack:
             concurrency=concurrency,
             function_timeout_s=self.template.function_timeout("ConsumerFunction"),
             logdir=self.workdir,
-            on_batch=self.options.on_batch,
         )
         self.poller.start()
         log.info(
@@ -217,21 +215,33 @@ class Stack:
         )
 
     def _start_api(self) -> None:
-        # The API handlers run in this process: their configuration must be in place before import.
         environment = self.function_environment()
-        producer = load_handler("functions.producer.app.handler", environment)
-        reader = serialized(load_handler("functions.reader.app.handler", environment))
-        self.routes = [
-            Route("POST", "/customers", "ProducerFunction", producer),
-            Route("GET", "/customers/{customer_id}", "ReaderFunction", reader),
-            Route("GET", "/records/{request_id}", "ReaderFunction", reader),
+        # Like Lambda: separate environments per function, each serving one request at a time.
+        self.api_functions = [
+            FunctionPool(
+                f"functions.{name}.app.handler",
+                environment,
+                logical_id,
+                min(self.template.function_timeout(logical_id), API_TIMEOUT_S),
+                self.workdir,
+            )
+            for name, logical_id in (("producer", "ProducerFunction"), ("reader", "ReaderFunction"))
         ]
-        self.api = ApiGateway(self.options.api_port, self.routes)
+        for pool in self.api_functions:
+            pool.start()
+        producer, reader = self.api_functions
+        routes = [
+            Route("POST", "/customers", producer.function_name, producer),
+            Route("GET", "/customers/{customer_id}", reader.function_name, reader),
+            Route("GET", "/records/{request_id}", reader.function_name, reader),
+        ]
+        self.api = ApiGateway(self.options.api_port, routes)
         self.api.start()
         log.info(
             "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
             self.api.url,
         )
+        log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
 
     def replace_route(self, method: str, resource: str, function_name: str, handler) -> None:
         """Send a route to another handler (the drill's direct-write baselines)."""
@@ -264,20 +274,6 @@ class Stack:
         self.writer, self.replica = new, old
         self.proxy.route_to((new.name, new.port), (old.name, old.port))
         demote(old, new)
-
-
-def serialized(handler):
-    """One invocation at a time, as one Lambda execution environment serves one request at a time.
-
-    The reader keeps one database connection per environment, which must not be shared by threads.
-    """
-    lock = threading.Lock()
-
-    def invoke(event, context):
-        with lock:
-            return handler(event, context)
-
-    return invoke
 
 
 def configure_logging() -> None:

@@ -70,7 +70,6 @@ class RunResult:
 
 def run(scenario: str, strategy: str, options: DrillOptions) -> RunResult:
     stack_options = StackOptions(**{**options.stack.__dict__})
-    stack_options.log_level = "ERROR"  # the handlers' logs would drown the drill's progress
     stack_options.visibility_timeout = options.visibility_timeout
     if scenario == "poison":
         stack_options.max_receive_count = options.poison_max_receives

@@ -1,0 +1,34 @@
+"""End-to-end tests: the local stack on real servers (MariaDB, HAProxy, the SQS emulator)."""
+
+import shutil
+
+import pytest
+
+from local.ports import free_port
+from local.stack import StackOptions
+
+
+@pytest.fixture(scope="session", autouse=True)
+def servers_installed():
+    missing = [name for name in ("mariadbd", "mariadb-install-db", "haproxy") if not _installed(name)]
+    if missing:
+        pytest.skip(
+            f"{', '.join(missing)} not installed: run local/ensure-packages.sh (apt-get install -y "
+            "mariadb-server-core haproxy)"
+        )
+
+
+def _installed(name: str) -> bool:
+    return bool(shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin"))
+
+
+@pytest.fixture
+def stack_options() -> StackOptions:
+    """Ports nobody uses right now, so the tests run next to a `make demo` or another test run."""
+    ports = set()
+    while len(ports) < 5:
+        ports.add(free_port())
+    proxy, writer, replica, sqs, api = sorted(ports)
+    return StackOptions(
+        proxy_port=proxy, writer_port=writer, replica_port=replica, sqs_port=sqs, api_port=api
+    )

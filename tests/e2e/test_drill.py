@@ -1,0 +1,53 @@
+"""A short version of every drill scenario: the queue loses and duplicates nothing, direct writes lose."""
+
+import pytest
+
+from local.drill.runner import DrillOptions, run
+from local.drill.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.slow
+
+
+def short_drill(stack_options, **overrides) -> DrillOptions:
+    settings = {
+        "outage_s": 4,
+        "rate_rps": 25,
+        "customers": 40,
+        "warmup_s": 2,
+        "tail_s": 2,
+        "poison_max_receives": 2,
+        "visibility_timeout": 10,  # a killed consumer's messages come back quickly
+        "drain_timeout_s": 90,
+        "stack": stack_options,
+    }
+    return DrillOptions(**(settings | overrides))
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_queue_strategy_loses_and_duplicates_nothing(scenario, stack_options):
+    outcome = run(scenario, "queue", short_drill(stack_options))
+    result = outcome.result
+
+    assert result["offered"] > 50
+    assert result["acknowledged"] == result["offered"], "the client retries 503s until they are accepted"
+    assert result["lost"] == 0
+    assert result["duplicates"] == 0
+    assert result["stale_profiles"] == 0
+    assert result["drain_s"] is not None, "the backlog drained"
+    if scenario == "poison":
+        poison = [r for r in outcome.requests if r.customer_id.startswith("poison-") and r.acknowledged]
+        assert result["dead_lettered"] == len(poison) > 0
+        assert result["committed"] == result["acknowledged"] - len(poison)
+    else:
+        assert result["dead_lettered"] == 0
+        assert result["committed"] == result["acknowledged"]
+    if scenario in ("upgrade", "failover", "queue-outage"):
+        assert result["unavailable_s"] > 0, "the probe saw the outage"
+
+
+def test_direct_writes_lose_data_during_an_upgrade(stack_options):
+    result = run("upgrade", "direct", short_drill(stack_options)).result
+
+    assert result["lost"] >= 1
+    assert result["duplicates"] == 0
+    assert result["committed"] == result["acknowledged"], "a direct write answers 2xx only once committed"

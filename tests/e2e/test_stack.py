@@ -1,0 +1,99 @@
+"""`make demo`: python -m local.stack serves the real handlers and cleans up after Ctrl-C."""
+
+import http.client
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from local.template import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def call(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None):
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(
+            method,
+            parts.path,
+            body=json.dumps(body) if body is not None else None,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def wait_for(predicate, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
+    o = stack_options
+    command = [
+        sys.executable,
+        "-m",
+        "local.stack",
+        "--api-port",
+        str(o.api_port),
+        "--sqs-port",
+        str(o.sqs_port),
+        "--proxy-port",
+        str(o.proxy_port),
+        "--writer-port",
+        str(o.writer_port),
+        "--replica-port",
+        str(o.replica_port),
+    ]
+    demo = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = []
+    try:
+        for line in demo.stdout:
+            output.append(line)
+            if "local stack is up" in line:
+                break
+        else:
+            pytest.fail("the stack did not start:\n" + "".join(output))
+        workdir = Path(re.search(r"removes (\S+)\)", "".join(output)).group(1))
+        api = f"http://127.0.0.1:{o.api_port}"
+
+        status, accepted = call(
+            f"{api}/customers", "POST", {"customer_id": "c-1", "name": "Ada"}, {"Idempotency-Key": "demo-1"}
+        )
+        assert status == 202
+        assert accepted["status"] == "accepted"
+        record = wait_for(lambda: call(f"{api}/records/{accepted['request_id']}")[0] == 200)
+        assert record
+        status, profile = call(f"{api}/customers/c-1")
+        assert (status, profile["request_id"], profile["payload"]["name"]) == (
+            200,
+            accepted["request_id"],
+            "Ada",
+        )
+        assert call(f"{api}/customers", "POST", {"name": "no id"})[0] == 400
+        assert call(f"{api}/nowhere")[0] == 403  # API Gateway's answer for an unknown resource
+        assert workdir.is_dir()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        remaining, _ = demo.communicate(timeout=60)
+        output.append(remaining)
+
+    assert demo.returncode == 0, "".join(output)
+    assert not workdir.exists()

@@ -8,6 +8,7 @@ can SIGKILL a worker at a chosen moment, which is how the drill crashes a consum
 
 from __future__ import annotations
 
+import collections
 import importlib
 import multiprocessing
 import os
@@ -175,7 +176,8 @@ class FunctionPool:
 
     The handlers keep per-environment state (a database connection, Powertools' current event), so
     concurrent requests must not share one. The pool starts `initial` environments and adds one (a cold
-    start) when a request finds all of them busy, up to `maximum`; meanwhile requests wait for one.
+    start) when a request finds all of them busy, up to `maximum`; meanwhile requests wait for one, first
+    come first served.
     """
 
     def __init__(
@@ -186,7 +188,7 @@ class FunctionPool:
         timeout_s: float,
         logdir: Path,
         initial: int = 2,
-        maximum: int = 20,
+        maximum: int = 32,
     ):
         self._new = lambda number: WorkerProcess(
             dotted, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
@@ -194,7 +196,8 @@ class FunctionPool:
         self.function_name = function_name
         self.initial = initial
         self.maximum = maximum
-        self._idle: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
+        self._idle: list[WorkerProcess] = []
+        self._waiting: collections.deque[queue.SimpleQueue] = collections.deque()
         self._all: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._starting = False
@@ -205,14 +208,14 @@ class FunctionPool:
             worker.spawn()
         for worker in workers:
             worker.wait_until_ready()
-            self._idle.put(worker)
+        self._idle.extend(workers)
 
     def __call__(self, event: dict, context: LambdaContext) -> dict:
         worker = self._acquire()
         try:
             return worker.invoke(event, context.aws_request_id)
         finally:
-            self._idle.put(worker)
+            self._release(worker)
 
     def stop(self) -> None:
         with self._lock:
@@ -220,24 +223,35 @@ class FunctionPool:
                 worker.kill()
 
     def _acquire(self) -> WorkerProcess:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        # One cold start at a time: a burst must not start twenty interpreters at once on a small host.
         with self._lock:
-            worker = None
+            if self._idle:
+                return self._idle.pop()
+            # One cold start at a time: a burst must not start dozens of interpreters at once.
+            cold = None
             if not self._starting and len(self._all) < self.maximum:
-                worker = self._add()
+                cold = self._add()
                 self._starting = True
-        if worker is None:
-            return self._idle.get()
+            else:
+                turn: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
+                self._waiting.append(turn)
+        if cold is None:
+            return turn.get()
         try:
-            worker.start()
+            cold.start()
+        except BaseException:
+            self._release(cold)  # its next invocation tries the cold start again
+            raise
         finally:
             with self._lock:
                 self._starting = False
-        return worker
+        return cold
+
+    def _release(self, worker: WorkerProcess) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().put(worker)  # the longest waiting request goes next
+            else:
+                self._idle.append(worker)
 
     def _add(self) -> WorkerProcess:
         worker = self._new(len(self._all))

@@ -213,9 +213,7 @@ class EventSourceMapping:
         with self._state_lock:
             changed, self._failing = failing != self._failing, failing
         if changed and failing:
-            log.warning(
-                "consumers: batches failing (%s); messages stay in the queue",
-                report.error or "see consumer-*.log",
-            )
+            reason = (report.error or "see consumer-*.log").splitlines()[0]
+            log.warning("consumers: batches failing (%s); messages stay in the queue", reason)
         elif changed:
             log.info("consumers: batches are stored again")

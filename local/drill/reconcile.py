@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 
 from local.drill.traffic import Request
@@ -108,6 +109,6 @@ def reconcile(stack: Stack, requests: list[Request]) -> dict:
         "dead_lettered": len(dead_letter),
         "lag_p50_ms": None if p50 is None else round(p50, 1),
         "lag_p99_ms": None if p99 is None else round(p99, 1),
-        # for the Markdown report: which kind of loss it was
-        "lost_acknowledged": sum(1 for request in missing if request.acknowledged),
+        # for the Markdown report: what the client was told about the requests that were lost
+        "lost_answers": Counter("no answer" if r.status is None else str(r.status) for r in missing),
     }

@@ -69,10 +69,11 @@ def _markdown(runs: list[RunResult], options: DrillOptions) -> str:
     notes = []
     for run in runs:
         if run.result["lost"]:
-            notes.append(
-                f"- {run.result['scenario']} / {run.result['strategy']}: {run.result['lost']} lost, "
-                f"{run.lost_acknowledged} of them after a 2xx, the rest answered with a final error."
+            answers = ", ".join(
+                f"{count} answered {answer}" for answer, count in sorted(run.lost_answers.items())
             )
+            result = run.result
+            notes.append(f"- {result['scenario']} / {result['strategy']}: {result['lost']} lost: {answers}.")
     return "\n".join(
         [
             "# Failure drill",

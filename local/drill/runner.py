@@ -60,7 +60,7 @@ class DrillOptions:
 @dataclass
 class RunResult:
     result: dict  # RESULT_KEYS
-    lost_acknowledged: int
+    lost_answers: dict[str, int]  # final answer (HTTP status or "no answer") -> lost requests
     started: float
     outage: tuple[float, float]
     requests: list
@@ -126,7 +126,7 @@ def _run_on(stack: Stack, scenario: str, strategy: str, options: DrillOptions) -
     log.info("=== %s / %s: %s", scenario, strategy, _summary(result))
     return RunResult(
         result=result,
-        lost_acknowledged=counts["lost_acknowledged"],
+        lost_answers=dict(counts["lost_answers"]),
         started=started,
         outage=(outage_start, recovered),
         requests=traffic.requests,

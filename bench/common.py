@@ -92,11 +92,20 @@ def throwaway_mariadb() -> Iterator[Server]:
     """local.mariadb on a free port with its own data directory (never the machine's shared server)."""
     ensure_import_paths()
     from local.mariadb import MariaDB
-    from local.ports import free_port
+    from local.ports import PortInUseError, free_port
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-mariadb-"))
-    server = MariaDB(port=free_port(), datadir=workdir / "data", name="bench-mariadb")
-    server.start()
+    for attempt in range(3):
+        # The free port may be taken by another process before the server binds it: take another.
+        server = MariaDB(port=free_port(), datadir=workdir / "data", name="bench-mariadb")
+        try:
+            server.start()
+            break
+        except (PortInUseError, RuntimeError):
+            server.kill()
+            if attempt == 2:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
     try:
         yield Server(host=server.host, port=server.port)
     finally:

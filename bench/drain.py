@@ -83,22 +83,29 @@ def wait_for(stack, database: str, count: int, timeout: float) -> float:
 
 def run(quick: bool = False) -> dict:
     ensure_import_paths()
-    from local.ports import free_port
+    from local.ports import PortInUseError, free_port
     from local.stack import DATABASE, Stack, StackOptions
 
     repetitions, backlog = (1, 500) if quick else (3, 20_000)
     workdir = Path(tempfile.mkdtemp(prefix="bench-drain-"))
-    ports = [free_port() for _ in range(5)]
-    stack = Stack(
-        StackOptions(
-            api_port=ports[0],
-            writer_port=ports[1],
-            replica_port=ports[2],
-            proxy_port=ports[3],
-            sqs_port=ports[4],
-            workdir=workdir,
+    for attempt in range(3):
+        ports = [free_port() for _ in range(5)]
+        stack = Stack(
+            StackOptions(
+                api_port=ports[0],
+                writer_port=ports[1],
+                replica_port=ports[2],
+                proxy_port=ports[3],
+                sqs_port=ports[4],
+                workdir=workdir,
+            )
         )
-    )
+        try:
+            stack._preflight()
+            break
+        except (PortInUseError, ValueError):  # a free port taken meanwhile, or two alike: draw again
+            if attempt == 2:
+                raise
     first_receive = FirstReceive()
     session = boto3._get_default_session()  # the poller's clients come from boto3's default session
     session.events.register("after-call.sqs.ReceiveMessage", first_receive)
@@ -106,7 +113,6 @@ def run(quick: bool = False) -> dict:
     try:
         # The stack's own start-up, minus the consumers (and the API, not needed here): the backlog
         # must be in the queue before the first receive.
-        stack._preflight()
         stack._start_databases()
         stack._start_queue()
         concurrency = stack.options.consumer_concurrency or stack.template.consumer_max_concurrency()

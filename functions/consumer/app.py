@@ -13,7 +13,7 @@ from ingest.connection import Database
 from ingest.consumer import BatchOutcome, Consumer
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=("botocore", "pymysql"))  # only what it calls: fewer imports at cold start
 metrics = Metrics()
 # skip_group_on_error: a failed record fails only the rest of its own message group.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
@@ -49,6 +49,8 @@ def handler(event, context):
         duplicates=outcome.duplicates,
         failed=len(outcome.failed),
     )
+    if not outcome.failed:
+        return {"batchItemFailures": []}
     if outcome.database_unavailable:
         # Every record waits in the queue; no need to walk them through the processor.
         return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in records]}

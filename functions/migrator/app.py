@@ -10,7 +10,7 @@ from ingest.migrator import PHYSICAL_ID_PREFIX, connect_with_retry, migrate, sen
 from ingest.schema import IAM_AUTHENTICATION
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
 # Logs in as the master user (DB_USER) with an IAM token; creates the functions' user (APP_DB_USER).
 settings = DatabaseSettings.from_env()
 # No default database: on the first deploy it does not exist yet.

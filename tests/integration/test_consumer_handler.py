@@ -26,7 +26,9 @@ def records_of(test_database) -> list[tuple]:
 
 def profile_of(test_database, customer_id: str) -> tuple[str, dict]:
     request_id, payload = test_database.query(
-        "SELECT request_id, payload FROM customers WHERE customer_id = %s", (customer_id,)
+        "SELECT c.request_id, r.payload FROM customers c JOIN customer_records r USING (request_id) "
+        "WHERE c.customer_id = %s",
+        (customer_id,),
     )[0]
     return request_id, json.loads(payload)
 
@@ -191,3 +193,27 @@ def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_
         "SELECT request_id FROM ingest.customer_records WHERE customer_id <> 'olga' ORDER BY 1"
     )
     assert [row["request_id"] for row in rows] == ["r-oscar-1", "r-peggy-1"]
+
+
+def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
+    consumer, test_database, lambda_context
+):
+    # GIVEN a consumer container whose reused connection the server has since cut (a proxy reaping
+    # it, a failover)
+    consumer.handler(sqs_event(sqs_record(queue_message("quinn", T0, "r-quinn-1"))), lambda_context)
+    with test_database.server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+            (test_database.name,),
+        )
+        for (connection_id,) in cursor.fetchall():
+            cursor.execute(f"KILL CONNECTION {int(connection_id)}")
+
+    # WHEN the next batch arrives at once (no idle time that would trigger a ping)
+    response = consumer.handler(
+        sqs_event(sqs_record(queue_message("quinn", T0 + 1, "r-quinn-2"))), lambda_context
+    )
+
+    # THEN it is stored on a new connection, not sent back to the queue
+    assert failed_ids(response) == []
+    assert [row[0] for row in records_of(test_database)] == ["r-quinn-1", "r-quinn-2"]

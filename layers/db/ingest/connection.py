@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
@@ -33,6 +34,8 @@ TRANSIENT_SERVER_ERRORS = frozenset(
     }
 )
 CLIENT_ERRORS_FROM = 2000  # CR_* codes: the client lost or could not reach the server
+# A connection unused for longer than this is pinged before use.
+PING_AFTER_IDLE_S = 5.0
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -70,6 +73,8 @@ class Database:
         self._trust_roots = trust_roots
         self._auth_token = auth_token or _iam_auth_token
         self._connection: pymysql.Connection | None = None
+        # Wall clock, not monotonic: it must count the time a frozen Lambda container was suspended.
+        self._last_used = 0.0
 
     @cached_property
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -101,21 +106,30 @@ class Database:
         )
 
     def connection(self) -> pymysql.Connection:
-        """A connection that answered a ping just now; raises DatabaseUnavailable if none can be had."""
+        """A connection believed live; raises DatabaseUnavailable if none can be had.
+
+        A connection idle for a while (a frozen container, a proxy that reaped it) is pinged first.
+        One in steady use is not: a round trip per batch costs more than the rare failure it would
+        catch, and a connection that died since its last use fails its next statement with a
+        transient error, which the caller answers with a new connection.
+        """
         if self._connection is not None:
+            idle_s = time.time() - self._last_used
             try:
-                self._connection.ping(reconnect=False)
+                if idle_s >= PING_AFTER_IDLE_S or not self._connection.open:
+                    self._connection.ping(reconnect=False)
+                self._last_used = time.time()
                 return self._connection
-            except Exception:
+            except Exception:  # any failure of the old connection means: open a new one
                 self.discard()
         try:
             self._connection = self._open()
         except Exception as error:
-            if is_transient(error):
-                raise DatabaseUnavailable(
-                    f"cannot connect to {settings_label(self.settings)}: {error}"
-                ) from error
-            raise
+            # Whatever the reason (down, failing over, credentials), no connection means no writes now.
+            raise DatabaseUnavailable(
+                f"cannot connect to {settings_label(self.settings)}: {error}"
+            ) from error
+        self._last_used = time.time()
         return self._connection
 
     def discard(self) -> None:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ingest.config import RetrySettings
 from ingest.connection import Database, DatabaseUnavailable, is_transient
 from ingest.models import QueueMessage
-from ingest.repository import store_batch
+from ingest.repository import StoreResult, store_batch
 
 
 class ReceivedRecord(Protocol):
@@ -124,17 +124,35 @@ class Consumer:
         writable = [entry for entry in entries if entry.record.message_id not in outcome.failed]
         if not writable:
             return
-        connection = self.database.connection()
         try:
-            result = store_batch(connection, [entry.message for entry in writable])
+            result = self._store_on_live_connection([entry.message for entry in writable])
+        except DatabaseUnavailable:
+            raise
         except Exception as error:
-            self._fail_if_transient(error)
             # The database rejected something in the batch: find which, one record per transaction.
             self._log("warning", "batch rejected; storing its records one by one", error=str(error))
             self._store_one_by_one(writable, outcome)
             return
         outcome.inserted += result.inserted
         outcome.duplicates += result.duplicates
+
+    def _store_on_live_connection(self, messages: Sequence[QueueMessage]) -> StoreResult:
+        """store_batch, once more on a new connection if the reused one turns out to be dead.
+
+        A retry after a failed COMMIT may find the batch already stored; the primary key makes that
+        harmless (the rows count as duplicates).
+        """
+        try:
+            return store_batch(self.database.connection(), messages)
+        except Exception as error:
+            if isinstance(error, DatabaseUnavailable) or not is_transient(error):
+                raise
+            self.database.discard()
+        try:
+            return store_batch(self.database.connection(), messages)
+        except Exception as error:
+            self._fail_if_transient(error)
+            raise
 
     def _store_one_by_one(self, writable: Sequence[_Entry], outcome: BatchOutcome) -> None:
         connection = self.database.connection()

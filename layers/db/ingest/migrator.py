@@ -25,12 +25,10 @@ def migrate(
     the tables go with the cluster, whose own deletion policy decides."""
     if event["RequestType"] == "Delete":
         return {}
+    # The connection belongs to the container's Database, which keeps or replaces it.
     connection = connect()
-    try:
-        statements = apply_schema(connection, database)
-        ensure_app_user(connection, app_user, database, app_user_authentication)
-    finally:
-        connection.close()
+    statements = apply_schema(connection, database)
+    ensure_app_user(connection, app_user, database, app_user_authentication)
     return {"Statements": len(statements), "Database": database}
 
 

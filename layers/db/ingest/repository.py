@@ -41,16 +41,15 @@ _INSERT_RECORDS = (
     "ON DUPLICATE KEY UPDATE request_id = request_id"
 )
 
-# The profile changes only for a newer record: (accepted_at, request_id) decides, never queue order.
+# The profile moves only to a newer record: (accepted_at, request_id) decides, never queue order.
 # MySQL evaluates the assignments left to right, each seeing the ones before it, so accepted_at,
-# which the condition reads, is assigned last; request_id just before it is harmless, because
-# when only request_id differs the condition then compares equal values and keeps accepted_at.
+# which the condition reads, is assigned last; request_id before it is harmless, because when only
+# request_id differs the condition then compares equal values and keeps accepted_at.
 # VALUES() rather than the row alias of MySQL 8.0.19+, which MariaDB (the local stand-in) lacks.
 _NEWER = "(VALUES(accepted_at), VALUES(request_id)) > (accepted_at, request_id)"
 _UPSERT_CUSTOMERS = (
-    "INSERT INTO customers (customer_id, request_id, payload, accepted_at) VALUES {rows} "
+    "INSERT INTO customers (customer_id, request_id, accepted_at) VALUES {rows} "
     "ON DUPLICATE KEY UPDATE "
-    f"payload = IF({_NEWER}, VALUES(payload), payload), "
     f"request_id = IF({_NEWER}, VALUES(request_id), request_id), "
     f"accepted_at = IF({_NEWER}, VALUES(accepted_at), accepted_at)"
 )
@@ -62,8 +61,7 @@ def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]
         return StoreResult(inserted=0, duplicates=0)
     record_rows = [(m.request_id, m.customer_id, _json(m.payload), m.accepted_at_datetime) for m in messages]
     profile_rows = [
-        (m.customer_id, m.request_id, _json(m.payload), m.accepted_at_datetime)
-        for m in _newest_per_customer(messages)
+        (m.customer_id, m.request_id, m.accepted_at_datetime) for m in _newest_per_customer(messages)
     ]
     connection.begin()
     try:
@@ -73,7 +71,7 @@ def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]
                 [value for row in record_rows for value in row],
             )
             cursor.execute(
-                _UPSERT_CUSTOMERS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(profile_rows))),
+                _UPSERT_CUSTOMERS.format(rows=", ".join(["(%s, %s, %s)"] * len(profile_rows))),
                 [value for row in profile_rows for value in row],
             )
         connection.commit()
@@ -96,8 +94,8 @@ def _utc(value: datetime) -> datetime:
 def get_customer(connection: pymysql.Connection, customer_id: str) -> CustomerProfile | None:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT customer_id, request_id, payload, accepted_at, updated_at FROM customers "
-            "WHERE customer_id = %s",
+            "SELECT c.customer_id, c.request_id, r.payload, c.accepted_at, c.updated_at FROM customers c "
+            "JOIN customer_records r ON r.request_id = c.request_id WHERE c.customer_id = %s",
             (customer_id,),
         )
         row = cursor.fetchone()

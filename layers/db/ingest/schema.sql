@@ -12,12 +12,12 @@ CREATE TABLE IF NOT EXISTS customer_records (
     KEY customer_records_by_customer (customer_id, accepted_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4;
 
--- The latest profile per customer. A row changes only when the incoming record is newer
--- (accepted_at, then request_id), so queue order never decides which profile wins.
+-- The latest profile per customer: which record it is. A row changes only when the incoming record is
+-- newer (accepted_at, then request_id), so queue order never decides which profile wins. The payload
+-- stays in customer_records (one copy, written once); the reader joins on request_id.
 CREATE TABLE IF NOT EXISTS customers (
     customer_id  VARCHAR(64)  NOT NULL,
     request_id   VARCHAR(64)  NOT NULL,
-    payload      JSON         NOT NULL,
     accepted_at  DATETIME(6)  NOT NULL,
     updated_at   DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     PRIMARY KEY (customer_id)

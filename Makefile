@@ -41,8 +41,11 @@ test: venv packages lint ## lint, then every test (unit, integration, SQS emulat
 	@echo "==> pytest"
 	$(BIN)/pytest
 
-build: venv ## sam build (arm64 wheels for the layer, from PyPI)
+build: venv ## sam build (arm64 wheels for the layer, from PyPI), then precompile it
 	$(BIN)/sam build
+	@# Lambda's code directories are read-only: without shipped bytecode every cold start compiles
+	@# Powertools, pydantic and botocore from source (docs/benchmarks.md measures the difference).
+	$(BIN)/python -m compileall -q --invalidation-mode unchecked-hash .aws-sam/build
 
 deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(BIN)/sam deploy --guided

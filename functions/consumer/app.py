@@ -42,7 +42,8 @@ def handler(event, context):
     records = [SQSRecord(raw) for raw in event["Records"]]
     outcome = consumer.process(records)
     _emit_metrics(outcome)
-    logger.info(
+    # The counts are metrics already; failures log their own warnings. Per-batch detail is for debugging.
+    logger.debug(
         "batch processed",
         records=len(records),
         inserted=outcome.inserted,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
@@ -19,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.events import sqs_event, sqs_record
+
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "db"
-QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:customer-ingest.fifo"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest.fifo"
 CUSTOMERS = 100
 # Where the handlers' logs and EMF metrics go while measured (in Lambda: stdout, to CloudWatch).
@@ -191,49 +190,13 @@ def queue_messages(count: int, seed: int = 1, customers: int = CUSTOMERS) -> lis
     return messages
 
 
-def sqs_record(message: dict[str, Any], sequence: int) -> dict[str, Any]:
-    """One record of a Lambda SQS event, as the event source mapping delivers it from a FIFO queue."""
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": f"AQEB{uuid.uuid4().hex}{uuid.uuid4().hex}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": str(message["accepted_at"] // 1000),
-            "SequenceNumber": str(18_800_000_000_000_000_000 + sequence),
-            "MessageGroupId": message["customer_id"],
-            "SenderId": "AROAEXAMPLE:customer-ingest-producer",
-            "MessageDeduplicationId": message["request_id"],
-            "ApproximateFirstReceiveTimestamp": str(message["accepted_at"] // 1000 + 50),
-        },
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "us-east-1",
-    }
-
-
 def sqs_events(messages: list[dict[str, Any]], batch_size: int = 10) -> list[dict[str, Any]]:
     return [
-        {"Records": [sqs_record(m, start + i) for i, m in enumerate(messages[start : start + batch_size])]}
+        sqs_event(
+            *(sqs_record(m, sequence=start + i) for i, m in enumerate(messages[start : start + batch_size]))
+        )
         for start in range(0, len(messages), batch_size)
     ]
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "bench-function"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-    log_group_name: str = "/aws/lambda/bench-function"
-    log_stream_name: str = "2026/11/23/[$LATEST]bench"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench-function"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 LAMBDA_ENV = {

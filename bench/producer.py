@@ -21,7 +21,6 @@ from bench.common import (
     DEVNULL,
     LAMBDA_ENV,
     QUEUE_URL,
-    LambdaContext,
     customer_body,
     customer_ids,
     load_handler_module,
@@ -29,6 +28,8 @@ from bench.common import (
     percentile,
     progress,
 )
+from local import events
+from local.lambda_runtime import LambdaContext
 
 SEND_REPLY = {
     "MessageId": "6a2f3c4e-0000-4000-8000-000000000000",
@@ -39,37 +40,7 @@ SEND_REPLY = {
 
 def api_event(body: dict, idempotency_key: str) -> dict:
     """POST /customers as API Gateway's REST proxy integration delivers it."""
-    headers = {
-        "Content-Type": "application/json",
-        "Idempotency-Key": idempotency_key,
-        "Host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-        "User-Agent": "crm-sync/2.3",
-        "X-Forwarded-For": "203.0.113.10",
-    }
-    return {
-        "resource": "/customers",
-        "path": "/customers",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": "/customers",
-            "httpMethod": "POST",
-            "path": "/prod/customers",
-            "stage": "prod",
-            "requestId": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "apiId": "abcdef1234",
-            "identity": {"sourceIp": "203.0.113.10", "userAgent": "crm-sync/2.3"},
-            "authorizer": {"claims": {"sub": "2f0d5c1e-7d1b-4c57-9d1e-0a1b2c3d4e5f"}},
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    return events.api_event("POST", "/customers", body, headers={"Idempotency-Key": idempotency_key})
 
 
 def measure(module, events: list[dict], devnull) -> list[float]:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from bench.common import (
     DEVNULL,
     LAMBDA_ENV,
-    LambdaContext,
     Server,
     count_records,
     create_database,
@@ -31,6 +30,7 @@ from bench.common import (
     throwaway_mariadb,
     truncate,
 )
+from local.lambda_runtime import LambdaContext
 
 DATABASE = "bench_write"
 INSERT = "INSERT INTO customer_records (request_id, customer_id, payload, accepted_at) VALUES "

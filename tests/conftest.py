@@ -19,6 +19,7 @@ import pytest
 
 from ingest.config import DatabaseSettings
 from ingest.schema import apply_schema
+from local.lambda_runtime import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,23 +32,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
-    log_group_name: str = "/aws/lambda/test-function"
-    log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
+    return LambdaContext(function_name="test-function")
 
 
 def load_handler(name: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ingest.schema import apply_schema
-from tests.builders import failed_ids, queue_message, sqs_event, sqs_record
+from local.events import failed_ids, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
 
 T0 = 1_764_000_000_000_000  # microseconds

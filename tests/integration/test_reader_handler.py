@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.builders import api_event, queue_message, sqs_event, sqs_record
+from local.events import api_event, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
 
 T0 = 1_764_000_000_000_000

@@ -1,4 +1,4 @@
-"""Events shaped as API Gateway and the SQS event source mapping deliver them (for handler tests)."""
+"""Events shaped as API Gateway and the SQS event source mapping deliver them: for tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
 
 from ingest.api import ApiError
 from ingest.producer import Producer, parse_customer
@@ -18,7 +19,11 @@ tracer = Tracer(patch_modules=("botocore",))  # only what this function calls: f
 metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
-producer = Producer(queue_url=os.environ["QUEUE_URL"], sqs=boto3.client("sqs"))
+# Fail fast when SQS does not answer: one retry, then 503 with Retry-After, well inside API Gateway's
+# 29 s, instead of boto3's default of several attempts (seconds per request while SQS is away, which
+# piles up concurrent executions until requests time out with a 504 the client cannot retry safely).
+SQS_CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+producer = Producer(queue_url=os.environ["QUEUE_URL"], sqs=boto3.client("sqs", config=SQS_CLIENT_CONFIG))
 
 
 @app.post("/customers")

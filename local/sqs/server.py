@@ -101,6 +101,7 @@ class SqsServer(ThreadingHTTPServer):
     def _housekeep(self) -> None:
         while not self._stopping.wait(HOUSEKEEPING_INTERVAL_S):
             self.store.run_due_work()
+            self.store.checkpoint()
 
     def server_close(self) -> None:
         self._stopping.set()

@@ -99,6 +99,27 @@ def test_equal_accepted_at_is_decided_by_request_id(consumer, test_database, lam
     assert profile_of(test_database, "erin")[0] == "r-erin-b"
 
 
+def test_a_request_re_sent_after_the_dedup_window_does_not_take_the_profile_back(
+    consumer, test_database, lambda_context
+):
+    # GIVEN request A, then a newer request B of the same customer, both stored
+    first = queue_message("rita", T0, "r-rita-a", name="A")
+    consumer.handler(sqs_event(sqs_record(first)), lambda_context)
+    consumer.handler(
+        sqs_event(sqs_record(queue_message("rita", T0 + 100, "r-rita-b", name="B"))), lambda_context
+    )
+
+    # WHEN A is re-sent more than 5 minutes later (SQS no longer deduplicates it; the producer gives
+    # the re-sent message its own, later accepted_at)
+    resent = {**first, "accepted_at": T0 + 400_000_000}
+    response = consumer.handler(sqs_event(sqs_record(resent)), lambda_context)
+
+    # THEN it is a duplicate of A, and the profile stays B: A was accepted first, whatever the resend says
+    assert failed_ids(response) == []
+    assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(2,)]
+    assert profile_of(test_database, "rita")[0] == "r-rita-b"
+
+
 def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(consumer, test_database, lambda_context):
     # GIVEN a batch: frank's first record is not a valid message, then another frank record, and
     # two good records of other customers around them

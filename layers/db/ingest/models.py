@@ -65,10 +65,6 @@ class QueueMessage(BaseModel):
         seconds, micros = divmod(self.accepted_at, 1_000_000)
         return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros, tzinfo=None)
 
-    def newer_than(self, other: QueueMessage) -> bool:
-        """The order that decides which record becomes the customer's profile."""
-        return (self.accepted_at, self.request_id) > (other.accepted_at, other.request_id)
-
 
 class Accepted(BaseModel):
     """The 202 reply of POST /customers."""

@@ -24,15 +24,6 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _newest_per_customer(messages: Sequence[QueueMessage]) -> list[QueueMessage]:
-    newest: dict[str, QueueMessage] = {}
-    for message in messages:
-        current = newest.get(message.customer_id)
-        if current is None or message.newer_than(current):
-            newest[message.customer_id] = message
-    return list(newest.values())
-
-
 # A request_id already present is left as it is: with the server's default client flags a no-op
 # update counts 0 affected rows, so rowcount is the number of rows really inserted. (INSERT IGNORE
 # would also turn data errors into warnings and store truncated values.)
@@ -42,16 +33,22 @@ _INSERT_RECORDS = (
 )
 
 # The profile moves only to a newer record: (accepted_at, request_id) decides, never queue order.
+# The candidates are read back from the ledger, not taken from the messages: a request re-sent after
+# SQS's 5-minute deduplication window carries a later accepted_at, but it is the same request, and
+# the ledger keeps the time it was first accepted.
 # MySQL evaluates the assignments left to right, each seeing the ones before it, so accepted_at,
 # which the condition reads, is assigned last; request_id before it is harmless, because when only
-# request_id differs the condition then compares equal values and keeps accepted_at.
+# request_id differs the condition then compares equal values and keeps accepted_at. Rows of one
+# customer are applied one by one, each against the row as the previous one left it.
+# Columns are qualified: the SELECT's table has the same names.
 # VALUES() rather than the row alias of MySQL 8.0.19+, which MariaDB (the local stand-in) lacks.
-_NEWER = "(VALUES(accepted_at), VALUES(request_id)) > (accepted_at, request_id)"
+_NEWER = "(VALUES(accepted_at), VALUES(request_id)) > (customers.accepted_at, customers.request_id)"
 _UPSERT_CUSTOMERS = (
-    "INSERT INTO customers (customer_id, request_id, accepted_at) VALUES {rows} "
+    "INSERT INTO customers (customer_id, request_id, accepted_at) "
+    "SELECT customer_id, request_id, accepted_at FROM customer_records WHERE request_id IN ({ids}) "
     "ON DUPLICATE KEY UPDATE "
-    f"request_id = IF({_NEWER}, VALUES(request_id), request_id), "
-    f"accepted_at = IF({_NEWER}, VALUES(accepted_at), accepted_at)"
+    f"customers.request_id = IF({_NEWER}, VALUES(request_id), customers.request_id), "
+    f"customers.accepted_at = IF({_NEWER}, VALUES(accepted_at), customers.accepted_at)"
 )
 
 
@@ -60,9 +57,7 @@ def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]
     if not messages:
         return StoreResult(inserted=0, duplicates=0)
     record_rows = [(m.request_id, m.customer_id, _json(m.payload), m.accepted_at_datetime) for m in messages]
-    profile_rows = [
-        (m.customer_id, m.request_id, m.accepted_at_datetime) for m in _newest_per_customer(messages)
-    ]
+    request_ids = [m.request_id for m in messages]
     connection.begin()
     try:
         with connection.cursor() as cursor:
@@ -70,10 +65,7 @@ def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]
                 _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(record_rows))),
                 [value for row in record_rows for value in row],
             )
-            cursor.execute(
-                _UPSERT_CUSTOMERS.format(rows=", ".join(["(%s, %s, %s)"] * len(profile_rows))),
-                [value for row in profile_rows for value in row],
-            )
+            cursor.execute(_UPSERT_CUSTOMERS.format(ids=", ".join(["%s"] * len(request_ids))), request_ids)
         connection.commit()
     except BaseException:
         _rollback_quietly(connection)

@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -1)
+# A python3.13 that runs (a pyenv shim may exist without the version selected), else pyenv's own copy.
+PYTHON313 ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -1)
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 # sam build looks for python3.13 on PATH; the venv's bin has it.

@@ -29,7 +29,7 @@ consumer = Consumer(
 def _emit_metrics(outcome: BatchOutcome) -> None:
     metrics.add_metric(name="Committed", unit=MetricUnit.Count, value=outcome.inserted)
     metrics.add_metric(name="DuplicatesIgnored", unit=MetricUnit.Count, value=outcome.duplicates)
-    metrics.add_metric(name="BatchFailures", unit=MetricUnit.Count, value=len(outcome.failed))
+    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(outcome.failed))
     metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=len(outcome.poison))
     if outcome.database_unavailable:
         metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)

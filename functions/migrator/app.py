@@ -2,7 +2,8 @@
 
 import os
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database
@@ -10,6 +11,7 @@ from ingest.migrator import PHYSICAL_ID_PREFIX, connect_with_retry, migrate, sen
 from ingest.schema import IAM_AUTHENTICATION
 
 logger = Logger()
+metrics = Metrics()
 tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
 # Logs in as the master user (DB_USER) with an IAM token; creates the functions' user (APP_DB_USER).
 settings = DatabaseSettings.from_env()
@@ -22,6 +24,7 @@ ANSWER_MARGIN_MS = 60_000
 
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event, context):
     physical_id = event.get("PhysicalResourceId") or f"{PHYSICAL_ID_PREFIX}-{settings.name}"
     status, reason, data = "SUCCESS", "", {}
@@ -38,5 +41,10 @@ def handler(event, context):
     except Exception as error:
         logger.exception("schema request failed", request_type=event["RequestType"])
         status, reason = "FAILED", f"{type(error).__name__}: {error}"
+    metrics.add_metric(
+        name="SchemaMigrationFailed" if status == "FAILED" else "SchemaMigrated",
+        unit=MetricUnit.Count,
+        value=1,
+    )
     send_response(event, physical_id, status, reason or f"see log stream {context.log_stream_name}", data)
     return {"Status": status, "PhysicalResourceId": physical_id}

@@ -120,6 +120,22 @@ def test_a_request_re_sent_after_the_dedup_window_does_not_take_the_profile_back
     assert profile_of(test_database, "rita")[0] == "r-rita-b"
 
 
+def test_a_record_too_deep_for_the_database_is_poison_not_an_outage(consumer, test_database, lambda_context):
+    # GIVEN a message that bypassed the API with a payload nested deeper than the database's JSON limit
+    deep: dict = {}
+    for _ in range(40):
+        deep = {"d": deep}
+    too_deep = sqs_record(queue_message("sam", T0, "r-sam-1", attributes=deep))
+    good = sqs_record(queue_message("tina", T0, "r-tina-1"))
+
+    # WHEN it arrives in a batch with a good record
+    response = consumer.handler(sqs_event(too_deep, good), lambda_context)
+
+    # THEN only it fails (the error is the data's, not the database being away), and the other commits
+    assert failed_ids(response) == [too_deep["messageId"]]
+    assert records_of(test_database) == [("r-tina-1", "tina")]
+
+
 def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(consumer, test_database, lambda_context):
     # GIVEN a batch: frank's first record is not a valid message, then another frank record, and
     # two good records of other customers around them

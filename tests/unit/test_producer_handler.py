@@ -141,6 +141,7 @@ def test_when_sqs_fails_the_answer_is_503_with_retry_after(monkeypatch, sqs, lam
         ({**VALID, "name": 42}, "name", "validation_failed"),
         ({**VALID, "attributes": {f"k{i}": i for i in range(51)}}, "attributes", "validation_failed"),
         ({**VALID, "attributes": {"blob": "x" * 17_000}}, "attributes", "validation_failed"),
+        ({**VALID, "attributes": {"a": [[[[[[[[[1]]]]]]]]]}}, "attributes", "validation_failed"),
         ([VALID], "body", "validation_failed"),
         ("{not json", "body", "malformed_json"),
         (None, "body", "missing_body"),
@@ -154,6 +155,7 @@ def test_when_sqs_fails_the_answer_is_503_with_retry_after(monkeypatch, sqs, lam
         "wrong-type",
         "too-many-attributes",
         "attributes-too-large",
+        "attributes-too-deep",
         "array-body",
         "malformed-json",
         "no-body",
@@ -204,3 +206,40 @@ def test_base64_body_is_accepted(producer, sqs, queue_url, lambda_context):
 def test_charset_parameter_in_content_type_is_fine(producer, lambda_context):
     status, _, _ = post(producer, lambda_context, VALID, {"Content-Type": "application/json; charset=utf-8"})
     assert status == 202
+
+
+def test_a_key_reused_for_different_data_makes_a_new_request_instead_of_dropping_it(
+    producer, sqs, queue_url, lambda_context
+):
+    # GIVEN a request sent with a key
+    _, first, _ = post(producer, lambda_context, VALID, {"Idempotency-Key": "reused"})
+
+    # WHEN the same key comes with the same data (attributes in another order), then with other data
+    reordered = {**VALID, "attributes": dict(reversed(list(VALID["attributes"].items())))}
+    _, retry, _ = post(producer, lambda_context, reordered, {"Idempotency-Key": "reused"})
+    _, other, _ = post(
+        producer, lambda_context, {**VALID, "name": "Someone Else"}, {"Idempotency-Key": "reused"}
+    )
+
+    # THEN the retry is the same request, and the other data is a request of its own, both enqueued
+    assert retry["request_id"] == first["request_id"]
+    assert other["request_id"] != first["request_id"]
+    assert len(drain(sqs, queue_url)) == 2
+
+
+def test_an_assumed_role_keeps_its_keys_when_its_session_changes(producer, lambda_context):
+    # GIVEN two calls of one IAM role from two sessions (credentials refreshed between them)
+    events = []
+    for session in ("botocore-session-1", "botocore-session-2"):
+        event = api_event("POST", "/customers", VALID, {"Idempotency-Key": "k-role"})
+        event["requestContext"]["authorizer"] = None
+        event["requestContext"]["identity"]["userArn"] = (
+            f"arn:aws:sts::123456789012:assumed-role/crm/{session}"
+        )
+        events.append(event)
+
+    # WHEN both post with the same key
+    first, second = (json.loads(producer.handler(event, lambda_context)["body"]) for event in events)
+
+    # THEN it is one request
+    assert first["request_id"] == second["request_id"]

@@ -33,7 +33,7 @@ TRANSIENT_SERVER_ERRORS = frozenset(
         4031,  # disconnected by the server for inactivity (MySQL 8)
     }
 )
-CLIENT_ERRORS_FROM = 2000  # CR_* codes: the client lost or could not reach the server
+CLIENT_ERRORS = range(2000, 3000)  # CR_* codes: the client lost or could not reach the server
 # A connection unused for longer than this is pinged before use.
 PING_AFTER_IDLE_S = 5.0
 
@@ -51,7 +51,15 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, (pymysql.err.InterfaceError, OSError)):
         return True
     code = error.args[0] if isinstance(error, pymysql.MySQLError) and error.args else None
-    return isinstance(code, int) and (code in TRANSIENT_SERVER_ERRORS or code >= CLIENT_ERRORS_FROM)
+    # Server codes from 3000 up (MySQL 8, MariaDB) are about the statement or the data, like a JSON
+    # document too deep: not transient unless listed.
+    return isinstance(code, int) and (code in TRANSIENT_SERVER_ERRORS or code in CLIENT_ERRORS)
+
+
+def error_label(error: BaseException) -> str:
+    """The error's class and code, without its message: a server's message can quote row values."""
+    code = error.args[0] if isinstance(error, pymysql.MySQLError) and error.args else None
+    return f"{type(error).__name__} {code}" if isinstance(code, int) else type(error).__name__
 
 
 class Database:

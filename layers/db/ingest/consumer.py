@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ingest.config import RetrySettings
-from ingest.connection import Database, DatabaseUnavailable, is_transient
+from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
 from ingest.models import QueueMessage
 from ingest.repository import StoreResult, store_batch
 
@@ -130,7 +130,7 @@ class Consumer:
             raise
         except Exception as error:
             # The database rejected something in the batch: find which, one record per transaction.
-            self._log("warning", "batch rejected; storing its records one by one", error=str(error))
+            self._log("warning", "batch rejected; storing its records one by one", error=error_label(error))
             self._store_one_by_one(writable, outcome)
             return
         outcome.inserted += result.inserted
@@ -163,7 +163,7 @@ class Consumer:
                 result = store_batch(connection, [entry.message])
             except Exception as error:
                 self._fail_if_transient(error)
-                outcome.failed[entry.record.message_id] = f"rejected by the database: {error}"
+                outcome.failed[entry.record.message_id] = f"rejected by the database: {error_label(error)}"
                 outcome.poison.append(entry.record.message_id)
                 self._log("error", "record rejected by the database", message_id=entry.record.message_id)
                 self._block_after_failures(writable, outcome)

@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 MAX_BODY_BYTES = 64 * 1024
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 16 * 1024
+# Nesting inside attributes; databases cap JSON depth (MariaDB at 32, MySQL at 100).
+MAX_ATTRIBUTES_DEPTH = 8
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # The WHATWG HTML "valid e-mail address" grammar: a well-defined syntax check without a DNS lookup.
@@ -27,7 +29,17 @@ CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 RequestId = Annotated[str, StringConstraints(pattern=REQUEST_ID_PATTERN)]
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def _attributes_fit(attributes: dict[str, Any]) -> dict[str, Any]:
+    if _depth(attributes) > MAX_ATTRIBUTES_DEPTH:
+        raise ValueError(f"must nest objects and arrays at most {MAX_ATTRIBUTES_DEPTH} levels deep")
     encoded = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode()
     if len(encoded) > MAX_ATTRIBUTES_JSON_BYTES:
         raise ValueError(f"must encode to at most {MAX_ATTRIBUTES_JSON_BYTES} bytes of JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import time
@@ -32,10 +33,13 @@ def _now_micros() -> int:
     return time.time_ns() // 1_000
 
 
-def request_id_for(idempotency_key: str | None, caller: str) -> str:
-    """The same key from the same caller always names the same request; without one, a fresh id.
+def request_id_for(idempotency_key: str | None, caller: str, customer: CustomerIn) -> str:
+    """The same key from the same caller for the same body always names the same request; without a
+    key, a fresh id.
 
-    Scoping by caller keeps one client's keys from colliding with (or blocking) another's.
+    Scoping by caller keeps one client's keys from colliding with (or blocking) another's. The body's
+    fingerprint keeps a key reused for different data from silently dropping that data: it becomes
+    a request of its own.
     """
     if idempotency_key is None:
         return str(uuid.uuid4())
@@ -46,7 +50,10 @@ def request_id_for(idempotency_key: str | None, caller: str) -> str:
             "Idempotency-Key must be 1 to 64 letters, digits, '-' or '_'",
             field="Idempotency-Key",
         )
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller}\n{idempotency_key}"))
+    fingerprint = hashlib.sha256(
+        json.dumps(customer.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller}\n{idempotency_key}\n{fingerprint}"))
 
 
 def _body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
@@ -104,7 +111,7 @@ class Producer:
         self.clock = clock
 
     def accept(self, customer: CustomerIn, idempotency_key: str | None, caller: str) -> Accepted:
-        request_id = request_id_for(idempotency_key, caller)
+        request_id = request_id_for(idempotency_key, caller, customer)
         message = QueueMessage(
             request_id=request_id,
             customer_id=customer.customer_id,
@@ -125,7 +132,12 @@ class Producer:
             raise ApiError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 "queue_unavailable",
-                "the request was not stored; retry with the same Idempotency-Key",
+                "the request was not stored; retry it"
+                + (
+                    " with the same Idempotency-Key"
+                    if idempotency_key
+                    else " (send an Idempotency-Key to make retries safe)"
+                ),
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             ) from error
         return Accepted(request_id=request_id, customer_id=customer.customer_id)

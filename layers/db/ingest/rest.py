@@ -32,4 +32,11 @@ def caller_of(event: APIGatewayProxyEvent) -> str:
     """Who is calling: the Cognito subject, the IAM principal, or nobody (local stack, no auth)."""
     context = event.request_context
     claims = (context.authorizer.raw_event or {}).get("claims") or {}
-    return claims.get("sub") or context.identity.user_arn or "anonymous"
+    return claims.get("sub") or _principal(context.identity.user_arn) or "anonymous"
+
+
+def _principal(user_arn: str | None) -> str | None:
+    """An assumed role's ARN without its session name, which changes whenever credentials refresh."""
+    if user_arn and ":assumed-role/" in user_arn:
+        return user_arn.rsplit("/", 1)[0]
+    return user_arn

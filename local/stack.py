@@ -186,6 +186,8 @@ class Stack:
             "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
             "AWS_ENDPOINT_URL_SQS": self.queues.endpoint,
             "QUEUE_URL": self.queues.queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.queues.dead_letter_url,
+            "MAX_RECEIVE_COUNT": str(self.queues.max_receive_count),
             "DB_HOST": self.proxy.host,
             "DB_PORT": str(self.proxy.port),
             "DB_NAME": DATABASE,

@@ -23,6 +23,9 @@ consumer = Consumer(
     queue_url=os.environ.get("QUEUE_URL"),
     sqs=boto3.client("sqs"),
     logger=logger,
+    # The queue's RedrivePolicy, so that a poison record leaves on the receive SQS would move it.
+    dead_letter_queue_url=os.environ.get("DEAD_LETTER_QUEUE_URL"),
+    max_receive_count=int(os.environ["MAX_RECEIVE_COUNT"]) if os.environ.get("MAX_RECEIVE_COUNT") else None,
 )
 
 
@@ -31,6 +34,7 @@ def _emit_metrics(outcome: BatchOutcome) -> None:
     metrics.add_metric(name="DuplicatesIgnored", unit=MetricUnit.Count, value=outcome.duplicates)
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(outcome.failed))
     metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=len(outcome.poison))
+    metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=len(outcome.dead_lettered))
     if outcome.database_unavailable:
         metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
 
@@ -52,8 +56,9 @@ def handler(event, context):
     )
     if not outcome.failed:
         return {"batchItemFailures": []}
-    if outcome.database_unavailable:
-        # Every record waits in the queue; no need to walk them through the processor.
+    if len(outcome.failed) == len(records):
+        # Every record waits in the queue (the database is away, or only poison and its group came):
+        # reported as item failures rather than raised, so the function does not count an error.
         return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in records]}
 
     def fail_if_not_stored(record: SQSRecord) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from ingest.schema import apply_schema
 from local.events import failed_ids, queue_message, sqs_event, sqs_record
@@ -254,3 +256,39 @@ def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
     # THEN it is stored on a new connection, not sent back to the queue
     assert failed_ids(response) == []
     assert [row[0] for row in records_of(test_database)] == ["r-quinn-1", "r-quinn-2"]
+
+
+def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes_on(
+    test_database, monkeypatch, lambda_context
+):
+    # GIVEN a FIFO dead-letter queue (moto) and a consumer told the queue's maxReceiveCount
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dead_letter_url = sqs.create_queue(QueueName="dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        env = {**test_database.env, "DEAD_LETTER_QUEUE_URL": dead_letter_url, "MAX_RECEIVE_COUNT": "25"}
+        consumer = load_handler("consumer", monkeypatch, env)
+        poison_body = '{"request_id": "r-uma-1", "customer_id": "uma"}'
+
+        # WHEN the poison comes on an earlier receive, then on its 25th, each time with uma's next record
+        earlier = consumer.handler(
+            sqs_event(
+                sqs_record(poison_body, group="uma", receive_count=24),
+                sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=24),
+            ),
+            lambda_context,
+        )
+        last_poison = sqs_record(poison_body, group="uma", receive_count=25)
+        last = consumer.handler(
+            sqs_event(last_poison, sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=25)),
+            lambda_context,
+        )
+        parked = sqs.receive_message(QueueUrl=dead_letter_url, AttributeNames=["All"])["Messages"]
+
+    # THEN before its last receive it fails with its group, as before
+    assert len(failed_ids(earlier)) == 2
+    # AND on its last receive it is moved to the dead-letter queue, nothing fails, and uma's next record
+    # is stored instead of following the poison into the dead-letter queue
+    assert failed_ids(last) == []
+    assert [message["Body"] for message in parked] == [poison_body]
+    assert parked[0]["Attributes"]["MessageGroupId"] == "uma"
+    assert records_of(test_database) == [("r-uma-2", "uma")]

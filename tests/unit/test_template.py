@@ -96,6 +96,14 @@ def test_redrive_policy_sends_to_the_fifo_dlq_after_25_receives(resources):
     assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]}
 
 
+def test_the_consumer_parks_poison_on_the_receive_the_redrive_policy_would(resources):
+    env = props(resources, "ConsumerFunction")["Environment"]["Variables"]
+    assert (
+        int(env["MAX_RECEIVE_COUNT"]) == props(resources, "CustomerQueue")["RedrivePolicy"]["maxReceiveCount"]
+    )
+    assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": "CustomerDeadLetterQueue"}
+
+
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(template, resources):
     visibility = resolve_number(template, props(resources, "CustomerQueue")["VisibilityTimeout"])
     assert function_timeout(template, resources, "ConsumerFunction") == 30
@@ -309,7 +317,7 @@ def test_database_logins_are_scoped_to_the_proxy_dbuser_arns(resources):
     assert "rds-db:connect" not in _actions(resources, "ProducerFunctionRole")
 
 
-def test_consumer_polls_and_backs_off_on_its_queue_only(resources):
+def test_consumer_polls_and_backs_off_on_its_queue_and_sends_only_to_the_dead_letter_queue(resources):
     granted = _actions(resources, "ConsumerFunctionRole")
     queue = [{"Fn::GetAtt": ["CustomerQueue", "Arn"]}]
     for action in (
@@ -319,7 +327,7 @@ def test_consumer_polls_and_backs_off_on_its_queue_only(resources):
         "sqs:ChangeMessageVisibility",
     ):
         assert granted[action] == queue
-    assert "sqs:SendMessage" not in granted
+    assert granted["sqs:SendMessage"] == [{"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]}]
 
 
 def test_only_the_proxy_reads_the_master_secret_and_the_app_user_has_none(resources):

@@ -35,6 +35,7 @@ class ReceivedRecord(Protocol):
 
 class VisibilityChanger(Protocol):
     def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+    def send_message(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -45,6 +46,8 @@ class BatchOutcome:
     # message id -> why it failed; records of a blocked group say which record blocked it
     failed: dict[str, str] = field(default_factory=dict)
     poison: list[str] = field(default_factory=list)
+    # poison records this consumer moved to the dead-letter queue itself (see Consumer._park)
+    dead_lettered: list[str] = field(default_factory=list)
 
     @property
     def failed_ids(self) -> set[str]:
@@ -74,12 +77,16 @@ class Consumer:
         queue_url: str | None = None,
         sqs: VisibilityChanger | None = None,
         logger: Any = None,
+        dead_letter_queue_url: str | None = None,
+        max_receive_count: int | None = None,
     ) -> None:
         self.database = database
         self.retry = retry
         self.queue_url = queue_url
         self.sqs = sqs
         self.logger = logger
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.max_receive_count = max_receive_count
 
     def _log(self, level: str, message: str, **extra: Any) -> None:
         if self.logger is not None:
@@ -103,10 +110,13 @@ class Consumer:
             message = QueueMessage.model_validate_json(record.body)
         except ValidationError as error:
             fields = sorted({".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()})
-            outcome.failed[record.message_id] = f"invalid message: {', '.join(fields)}"
-            outcome.poison.append(record.message_id)
             self._log("error", "invalid message body", message_id=record.message_id, fields=fields)
             message = None
+            if self._park(record):
+                outcome.dead_lettered.append(record.message_id)
+            else:
+                outcome.failed[record.message_id] = f"invalid message: {', '.join(fields)}"
+                outcome.poison.append(record.message_id)
         return _Entry(record=record, message=message, group=_group_of(record))
 
     def _block_after_failures(self, entries: Sequence[_Entry], outcome: BatchOutcome) -> None:
@@ -121,7 +131,7 @@ class Consumer:
 
     def _store(self, entries: Sequence[_Entry], outcome: BatchOutcome) -> None:
         self._block_after_failures(entries, outcome)
-        writable = [entry for entry in entries if entry.record.message_id not in outcome.failed]
+        writable = [e for e in entries if e.message is not None and e.record.message_id not in outcome.failed]
         if not writable:
             return
         try:
@@ -163,6 +173,9 @@ class Consumer:
                 result = store_batch(connection, [entry.message])
             except Exception as error:
                 self._fail_if_transient(error)
+                if self._park(entry.record):
+                    outcome.dead_lettered.append(entry.record.message_id)
+                    continue
                 outcome.failed[entry.record.message_id] = f"rejected by the database: {error_label(error)}"
                 outcome.poison.append(entry.record.message_id)
                 self._log("error", "record rejected by the database", message_id=entry.record.message_id)
@@ -170,6 +183,40 @@ class Consumer:
                 continue
             outcome.inserted += result.inserted
             outcome.duplicates += result.duplicates
+
+    def _park(self, record: ReceivedRecord) -> bool:
+        """On a poison record's last allowed receive, move it to the dead-letter queue here.
+
+        Left to SQS, the redrive would take the records queued behind it in its FIFO group too: they
+        are received and failed with it every time, so they reach maxReceiveCount together. Moved
+        here, on the same receive SQS would have moved it, the poison is reported done and the rest
+        of its group is stored in this very batch. If the move fails, the record fails as before.
+        """
+        if (
+            self.sqs is None
+            or not self.dead_letter_queue_url
+            or self.max_receive_count is None
+            or _receive_count(record) < self.max_receive_count
+        ):
+            return False
+        message = {"QueueUrl": self.dead_letter_queue_url, "MessageBody": record.body}
+        group = _group_of(record)
+        if group is not None:
+            message["MessageGroupId"] = group
+            message["MessageDeduplicationId"] = (
+                record.attributes.message_deduplication_id or record.message_id
+            )
+        try:
+            self.sqs.send_message(**message)
+        except Exception as error:  # the record stays failed and SQS's own redrive still applies
+            self._log(
+                "warning",
+                "could not move a poison record to the dead-letter queue",
+                error=type(error).__name__,
+            )
+            return False
+        self._log("warning", "poison record moved to the dead-letter queue", message_id=record.message_id)
+        return True
 
     def _fail_if_transient(self, error: Exception) -> None:
         if is_transient(error):

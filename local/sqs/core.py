@@ -246,6 +246,11 @@ def check_batch(entries: list, entry_name: str) -> None:
         seen.add(entry_id)
 
 
+def marks(count: int) -> str:
+    """Placeholders for `IN (...)` with `count` values."""
+    return ", ".join("?" * count)
+
+
 def batch_failure(entry_id: str, error: SqsError) -> dict:
     return {"Id": entry_id, "SenderFault": True, "Code": error.legacy_code, "Message": error.message}
 
@@ -753,7 +758,7 @@ class QueueStore:
         self._db.execute(
             "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
             " first_received_at = COALESCE(first_received_at, ?), receipt_token = ?"
-            f" WHERE id IN ({', '.join('?' * len(delivered))})",
+            f" WHERE id IN ({marks(len(delivered))})",
             (now + visibility * 1000, now, token, *(row["id"] for row in delivered)),
         )
         return [self._message_reply(queue, row, now, token, params) for row in delivered]
@@ -937,15 +942,20 @@ class QueueStore:
     def _delete_by_handles(self, queue: Queue, handles: list[tuple[int, str]]) -> None:
         """Delete the messages whose latest receipt handles these are. A handle from an earlier
         receive succeeds without deleting, as SQS documents for DeleteMessage."""
-        deleted = [
+        if not handles:
+            return
+        ids, latest = {row_id for row_id, _ in handles}, set(handles)
+        rows = self._db.execute(  # by row id only: a queue_id term could make SQLite walk the queue
+            f"SELECT id, receipt_token, group_id, queue_id FROM messages WHERE id IN ({marks(len(ids))})",
+            tuple(ids),
+        ).fetchall()
+        deleted = [row for row in rows if (row[0], row[1]) in latest and row[3] == queue.id]
+        if deleted:  # one statement for the whole batch
             self._db.execute(
-                "DELETE FROM messages WHERE id = ? AND queue_id = ? AND receipt_token = ? RETURNING group_id",
-                (row_id, queue.id, token),
-            ).fetchone()
-            for row_id, token in handles
-        ]
+                f"DELETE FROM messages WHERE id IN ({marks(len(deleted))})", [row[0] for row in deleted]
+            )
         if queue.fifo:
-            for group_id in {row[0] for row in deleted if row is not None}:
+            for group_id in {row[2] for row in deleted}:
                 self._refresh_group(queue.id, group_id)
 
     def _change_message_visibility(self, params: dict) -> dict:

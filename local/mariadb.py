@@ -121,8 +121,7 @@ class MariaDB:
             raise RuntimeError(f"{self.name} is still running")
         shutil.rmtree(self.datadir, ignore_errors=True)
 
-    def _install(self) -> None:
-        self.datadir.mkdir(parents=True, exist_ok=True)
+    def _install(self, attempts: int = 3) -> None:
         command = [
             find_binary("mariadb-install-db"),
             "--no-defaults",
@@ -131,10 +130,20 @@ class MariaDB:
             "--skip-test-db",
             *self._user_option(),
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            output = result.stdout + result.stderr
-            raise RuntimeError(f"mariadb-install-db failed for {self.datadir}:\n{output}")
+        # The bootstrap server it runs has been seen to fail now and then on a loaded machine, with
+        # nothing in its output; a clean retry succeeds.
+        for attempt in range(1, attempts + 1):
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self.datadir.mkdir(parents=True)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode == 0:
+                return
+            if attempt == attempts:
+                output = result.stdout + result.stderr
+                raise RuntimeError(
+                    f"mariadb-install-db failed {attempts} times for {self.datadir}:\n{output}"
+                )
+            time.sleep(1)
 
     def _server_command(self, as_replica: bool) -> list[str]:
         return [

@@ -12,7 +12,7 @@ from local.stack import StackOptions
 def servers_installed():
     missing = [name for name in ("mariadbd", "mariadb-install-db", "haproxy") if not _installed(name)]
     if missing:
-        pytest.skip(
+        pytest.fail(
             f"{', '.join(missing)} not installed: run local/ensure-packages.sh (apt-get install -y "
             "mariadb-server-core haproxy)"
         )

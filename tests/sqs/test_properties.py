@@ -123,7 +123,16 @@ class FifoQueueMachine(RuleBasedStateMachine):
             model.handles.append(message["ReceiptHandle"])
 
     def received_messages(self) -> list[ModelMessage]:
-        return [m for m in self.messages.values() if m.handles and m.body not in self.deleted | self.moved]
+        """Messages received and still in the queue as far as the model can tell. One visible again
+        after its last allowed receive is left out: the next ReceiveMessage moves it to the dead-letter
+        queue if it reaches it, which the model only learns when its group is received again."""
+        return [
+            m
+            for m in self.messages.values()
+            if m.handles
+            and m.body not in self.deleted | self.moved
+            and not (m.receives >= MAX_RECEIVE_COUNT and m.visible_at <= self.clock.now)
+        ]
 
     @precondition(lambda self: self.received_messages())
     @rule(data=st.data(), use_latest=st.booleans())

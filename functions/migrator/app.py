@@ -13,7 +13,8 @@ from ingest.schema import IAM_AUTHENTICATION
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
-# Logs in as the master user (DB_USER) with an IAM token; creates the functions' user (APP_DB_USER).
+# Logs in as the master user (DB_USER) with an IAM token; creates the functions' users (APP_DB_USER,
+# READER_DB_USER).
 settings = DatabaseSettings.from_env()
 # No default database: on the first deploy it does not exist yet.
 database = Database(settings, select_database=False)
@@ -34,6 +35,7 @@ def handler(event, context):
             event,
             lambda: connect_with_retry(database.connection, budget_s, logger),
             os.environ["APP_DB_USER"],
+            os.environ["READER_DB_USER"],
             settings.name,
             APP_USER_AUTHENTICATION,
         )

@@ -33,6 +33,7 @@ def migrator_env(server) -> dict[str, str]:
         "DB_AUTH": "password",
         "DB_TLS": "off",
         "APP_DB_USER": "ingest_app_test",
+        "READER_DB_USER": "ingest_reader_test",
     }
 
 
@@ -49,6 +50,7 @@ def migrator(database_server, monkeypatch):
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
         cursor.execute("DROP USER IF EXISTS 'ingest_app_test'@'%'")
+        cursor.execute("DROP USER IF EXISTS 'ingest_reader_test'@'%'")
 
 
 @pytest.mark.parametrize("request_types", [["Create"], ["Create", "Update", "Update"]])
@@ -69,8 +71,14 @@ def test_create_and_update_apply_the_schema_idempotently(
         assert {row[0] for row in cursor.fetchall()} == {"customer_records", "customers"}
         cursor.execute("SHOW GRANTS FOR 'ingest_app_test'@'%'")
         grants = " ".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SHOW GRANTS FOR 'ingest_reader_test'@'%'")
+        reader_grants = " ".join(row[0] for row in cursor.fetchall())
     assert f"GRANT SELECT, INSERT, UPDATE ON `{name}`.*" in grants
     assert "ALL PRIVILEGES" not in grants
+    # AND the reader's user may only read
+    assert f"GRANT SELECT ON `{name}`.*" in reader_grants
+    assert "INSERT" not in reader_grants
+    assert "UPDATE" not in reader_grants
 
 
 def test_a_failure_is_reported_failed_not_left_hanging(

@@ -90,6 +90,7 @@ def test_migrator_events(database_server, response_url, monkeypatch, lambda_cont
         "DB_AUTH": "password",
         "DB_TLS": "off",
         "APP_DB_USER": "ingest_app_events",
+        "READER_DB_USER": "ingest_reader_events",
     }
     migrator = load_handler("migrator", monkeypatch, env)
     # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
@@ -101,6 +102,7 @@ def test_migrator_events(database_server, response_url, monkeypatch, lambda_cont
         with database_server.connect() as connection, connection.cursor() as cursor:
             cursor.execute("DROP DATABASE IF EXISTS sample_events")
             cursor.execute("DROP USER IF EXISTS 'ingest_app_events'@'%'")
+            cursor.execute("DROP USER IF EXISTS 'ingest_reader_events'@'%'")
     assert [answer["Status"] for answer in received] == ["SUCCESS"] * 3
 
 

@@ -248,7 +248,7 @@ def test_database_functions_reach_the_proxy_with_iam_and_verified_tls(resources)
         "Ref": "AppDatabaseUser"
     }
     assert props(resources, "ReaderFunction")["Environment"]["Variables"]["DB_USER"] == {
-        "Ref": "AppDatabaseUser"
+        "Ref": "ReaderDatabaseUser"
     }
 
 
@@ -305,7 +305,7 @@ def test_database_logins_are_scoped_to_the_proxy_dbuser_arns(resources):
     proxy_id = {"Fn::Select": [6, {"Fn::Split": [":", {"Fn::GetAtt": ["DatabaseProxy", "DBProxyArn"]}]}]}
     expected_user = {
         "ConsumerFunctionRole": "AppDatabaseUser",
-        "ReaderFunctionRole": "AppDatabaseUser",
+        "ReaderFunctionRole": "ReaderDatabaseUser",
         "SchemaMigratorFunctionRole": "DatabaseMasterUsername",
     }
     for role, user in expected_user.items():
@@ -347,8 +347,9 @@ def test_only_the_proxy_reads_the_master_secret_and_the_app_user_has_none(resour
     assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
     (master,) = proxy["Auth"]
     assert master["SecretArn"] == {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
-    (resource,) = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
-    assert resource["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
+    app, reader = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
+    assert app["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
+    assert reader["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${ReaderDatabaseUser}")
 
 
 # --- parameters, API, outputs -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ingest.connection import DatabaseUnavailable
-from ingest.schema import IAM_AUTHENTICATION, apply_schema, ensure_app_user
+from ingest.schema import APP_PRIVILEGES, IAM_AUTHENTICATION, READER_PRIVILEGES, apply_schema, ensure_app_user
 
 PHYSICAL_ID_PREFIX = "customer-ingest-schema"
 
@@ -18,8 +18,9 @@ def migrate(
     event: dict[str, Any],
     connect: Callable[[], Any],
     app_user: str,
+    reader_user: str,
     database: str,
-    app_user_authentication: str = IAM_AUTHENTICATION,
+    authentication: str = IAM_AUTHENTICATION,
 ) -> dict[str, Any]:
     """Run the migration the request asks for; returns the resource's Data. Delete keeps the data:
     the tables go with the cluster, whose own deletion policy decides."""
@@ -28,7 +29,8 @@ def migrate(
     # The connection belongs to the container's Database, which keeps or replaces it.
     connection = connect()
     statements = apply_schema(connection, database)
-    ensure_app_user(connection, app_user, database, app_user_authentication)
+    ensure_app_user(connection, app_user, database, authentication, APP_PRIVILEGES)
+    ensure_app_user(connection, reader_user, database, authentication, READER_PRIVILEGES)
     return {"Statements": len(statements), "Database": database}
 
 

@@ -10,8 +10,10 @@ import pymysql
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
-# Least privilege for the functions' database user: read and write rows, nothing else.
+# Least privilege for the functions' database users: the consumer reads and writes rows, nothing
+# else; the reader only reads.
 APP_PRIVILEGES = "SELECT, INSERT, UPDATE"
+READER_PRIVILEGES = "SELECT"
 # Aurora MySQL's IAM authentication plugin: the user logs in with a 15-minute token, never a password.
 IAM_AUTHENTICATION = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
 
@@ -48,13 +50,14 @@ def ensure_app_user(
     user: str,
     database: str = "ingest",
     authentication: str = IAM_AUTHENTICATION,
+    privileges: str = APP_PRIVILEGES,
 ) -> None:
-    """The functions' database user: rows of one database, nothing else, and no password anywhere.
+    """A functions' database user: rows of one database, nothing else, and no password anywhere.
 
     On Aurora it authenticates with IAM tokens only (RDS Proxy's end-to-end IAM authentication).
     """
     account = f"'{_identifier(user).strip('`')}'@'%'"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE USER IF NOT EXISTS {account} {authentication}")
-        cursor.execute(f"GRANT {APP_PRIVILEGES} ON {_identifier(database)}.* TO {account}")
+        cursor.execute(f"GRANT {privileges} ON {_identifier(database)}.* TO {account}")
     connection.commit()

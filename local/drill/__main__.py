@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,8 @@ def stack_options(port_base: int | None) -> StackOptions:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     configure_logging()
+    # A SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so each run's stack stops its servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     options = DrillOptions(
         outage_s=arguments.outage,
         rate_rps=arguments.rate,

@@ -39,7 +39,7 @@ class DirectWriter:
             customer = parse_customer(
                 event.get("body"), event.get("isBase64Encoded", False), headers.get("content-type")
             )
-            request_id = request_id_for(headers.get("idempotency-key"), "anonymous")
+            request_id = request_id_for(headers.get("idempotency-key"), "anonymous", customer)
         except ApiError as error:
             return _response(error.status, error.body())
         message = QueueMessage(

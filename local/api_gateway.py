@@ -181,12 +181,7 @@ class ApiGateway:
         try:
             response = route.handler(event, context)
         except InvocationTimedOut:
-            self._send(
-                request,
-                504,
-                {"Content-Type": "application/json"},
-                b'{"message": "Endpoint request timed out"}',
-            )
+            self._send_timeout(request)
             return
         except Exception as error:
             # API Gateway answers 502 when the function fails.
@@ -196,14 +191,15 @@ class ApiGateway:
             )
             return
         if time.monotonic() - started > route.timeout_s:
-            self._send(
-                request,
-                504,
-                {"Content-Type": "application/json"},
-                b'{"message": "Endpoint request timed out"}',
-            )
+            self._send_timeout(request)
             return
         self._send_proxy_response(request, response)
+
+    def _send_timeout(self, request: BaseHTTPRequestHandler) -> None:
+        # What API Gateway answers when the integration runs past its timeout.
+        self._send(
+            request, 504, {"Content-Type": "application/json"}, b'{"message": "Endpoint request timed out"}'
+        )
 
     def _send_proxy_response(self, request: BaseHTTPRequestHandler, response: dict) -> None:
         headers = dict(response.get("headers") or {})

@@ -994,13 +994,17 @@ class QueueStore:
 
     # ---- dead-letter redrive --------------------------------------------------------------
 
-    def _start_message_move_task(self, params: dict) -> dict:
+    def _move_task_source(self, params: dict) -> tuple[str, Queue]:
         source_arn = params.get("SourceArn")
         if not source_arn:
             raise missing("SourceArn")
         source = self._queues.get(queue_name_from_arn(source_arn))
         if source is None:
             raise SqsError("ResourceNotFoundException", f"The queue {source_arn} does not exist.")
+        return source_arn, source
+
+    def _start_message_move_task(self, params: dict) -> dict:
+        source_arn, source = self._move_task_source(params)
         if not any(queue.redrive and queue.redrive[0] == source.name for queue in self._queues.values()):
             raise invalid("Source queue must be configured as a Dead Letter Queue.")
         destination_arn = params.get("DestinationArn")
@@ -1032,12 +1036,7 @@ class QueueStore:
         return {"TaskHandle": handle}
 
     def _list_message_move_tasks(self, params: dict) -> dict:
-        source_arn = params.get("SourceArn")
-        if not source_arn:
-            raise missing("SourceArn")
-        source = self._queues.get(queue_name_from_arn(source_arn))
-        if source is None:
-            raise SqsError("ResourceNotFoundException", f"The queue {source_arn} does not exist.")
+        _, source = self._move_task_source(params)
         limit = int_parameter(params, "MaxResults", 1, 1, 10)
         results = []
         for task in self._db.execute(

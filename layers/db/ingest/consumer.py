@@ -38,7 +38,9 @@ class ReceivedRecord(Protocol):
     def attributes(self) -> Any: ...
 
 
-class VisibilityChanger(Protocol):
+class QueueClient(Protocol):
+    """The two SQS calls the consumer makes itself (boto3's SQS client has them)."""
+
     def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
     def send_message(self, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -53,10 +55,6 @@ class BatchOutcome:
     poison: list[str] = field(default_factory=list)
     # poison records this consumer moved to the dead-letter queue itself (see Consumer._park)
     dead_lettered: list[str] = field(default_factory=list)
-
-    @property
-    def failed_ids(self) -> set[str]:
-        return set(self.failed)
 
 
 @dataclass
@@ -80,7 +78,7 @@ class Consumer:
         database: Database,
         retry: RetrySettings,
         queue_url: str | None = None,
-        sqs: VisibilityChanger | None = None,
+        sqs: QueueClient | None = None,
         logger: Any = None,
         dead_letter_queue_url: str | None = None,
         max_receive_count: int | None = None,
@@ -152,13 +150,12 @@ class Consumer:
         outcome.duplicates += result.duplicates
 
     def _store_on_live_connection(self, messages: Sequence[QueueMessage]) -> StoreResult:
-        """store_batch, tried again at once after a transient statement error, on a new connection.
+        """store_batch, tried again after a transient statement error, on a new connection.
 
         That covers a reused connection that turns out to be dead, and InnoDB deadlocks between
         concurrent consumers (their gap locks on the two tables: with five consumers on MariaDB,
         about 1 batch in 170 deadlocked, 1 in 750 twice in a row; retries are paused by a few random
-        milliseconds so that the same two do not meet again).
-        Failing to connect is not retried
+        milliseconds so that the same two do not meet again). Failing to connect is not retried
         here: that is an outage, and the batch waits in the queue. A retry after a failed COMMIT may
         find the batch already stored; the primary key makes that harmless (rows count as duplicates).
         """
@@ -177,14 +174,14 @@ class Consumer:
             attempt += 1
 
     def _store_one_by_one(self, writable: Sequence[_Entry], outcome: BatchOutcome) -> None:
-        connection = self.database.connection()
         for entry in writable:
             if entry.record.message_id in outcome.failed:  # blocked by an earlier record of its group
                 continue
             try:
-                result = store_batch(connection, [entry.message])
+                result = self._store_on_live_connection([entry.message])
+            except DatabaseUnavailable:
+                raise
             except Exception as error:
-                self._fail_if_transient(error)
                 if self._park(entry.record):
                     outcome.dead_lettered.append(entry.record.message_id)
                     continue
@@ -229,11 +226,6 @@ class Consumer:
             return False
         self._log("warning", "poison record moved to the dead-letter queue", message_id=record.message_id)
         return True
-
-    def _fail_if_transient(self, error: Exception) -> None:
-        if is_transient(error):
-            self.database.discard()
-            raise DatabaseUnavailable(str(error)) from error
 
     def _delay_retries(self, records: Sequence[ReceivedRecord], outcome: BatchOutcome) -> None:
         """Hide failed records for a while before their next receive (best effort).

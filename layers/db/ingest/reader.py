@@ -13,9 +13,6 @@ from ingest.api import ApiError
 from ingest.connection import Database, DatabaseUnavailable, is_transient
 from ingest.models import CUSTOMER_ID_PATTERN, REQUEST_ID_PATTERN, CommittedRecord, CustomerProfile
 
-_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
-_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
-
 
 class Reader:
     def __init__(self, database: Database) -> None:
@@ -38,13 +35,7 @@ class Reader:
         )
 
     def customer(self, customer_id: str) -> CustomerProfile:
-        if not _CUSTOMER_ID.match(customer_id):
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST,
-                "invalid_customer_id",
-                "customer_id must match " + CUSTOMER_ID_PATTERN,
-                field="customer_id",
-            )
+        _require_match(CUSTOMER_ID_PATTERN, customer_id, "customer_id")
         profile = self._query(lambda connection: repository.get_customer(connection, customer_id))
         if profile is None:
             raise ApiError(
@@ -53,14 +44,15 @@ class Reader:
         return profile
 
     def record(self, request_id: str) -> CommittedRecord:
-        if not _REQUEST_ID.match(request_id):
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST,
-                "invalid_request_id",
-                "request_id must match " + REQUEST_ID_PATTERN,
-                field="request_id",
-            )
+        _require_match(REQUEST_ID_PATTERN, request_id, "request_id")
         record = self._query(lambda connection: repository.get_record(connection, request_id))
         if record is None:
             raise ApiError(HTTPStatus.NOT_FOUND, "record_not_found", "not yet committed or unknown")
         return record
+
+
+def _require_match(pattern: str, value: str, field: str) -> None:
+    if not re.fullmatch(pattern, value):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, f"invalid_{field}", f"{field} must match {pattern}", field=field
+        )

@@ -56,10 +56,41 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "path",
-    ["python/pymysql", "python/aws_lambda_powertools", "python/pydantic", "python/ingest/schema.sql"],
+    [
+        "python/pymysql",
+        "python/aws_lambda_powertools",
+        "python/pydantic",
+        "python/ingest/schema.sql",
+        "python/ingest/certs/amazon-trust-roots.pem",
+    ],
 )
 def test_layer_contains(build_dir: Path, path: str):
     assert (build_dir / "DbLayer" / path).exists()
+
+
+def test_layer_adds_only_the_ingest_package_to_its_dependencies(build_dir: Path):
+    # GIVEN what pip installed into the built layer, by its wheels' RECORD files
+    python = build_dir / "DbLayer" / "python"
+    installed = {
+        Path(line.split(",", 1)[0]).parts[0]
+        for record in python.glob("*.dist-info/RECORD")
+        for line in record.read_text().splitlines()
+        if line
+    }
+    # WHEN the layer's source directory is copied beside them
+    copied = {entry.name for entry in python.iterdir()} - installed
+    # THEN it brings the package and its two small build manifests (SAM copies the directory whole and
+    # has no exclude list of its own), no packaging leftovers such as *.egg-info or build/
+    assert copied == {"ingest", "pyproject.toml", "requirements.txt"}
+
+
+def test_layer_holds_the_arm64_build_of_compiled_dependencies(build_dir: Path):
+    # The functions run on arm64: the build takes the locked versions' aarch64 wheels, not this machine's.
+    (extension,) = (build_dir / "DbLayer" / "python" / "pydantic_core").glob("*.so")
+    header = extension.read_bytes()[:20]
+    elf_machine = int.from_bytes(header[18:20], "little")
+    assert header[:4] == b"\x7fELF"
+    assert elf_machine == 183  # EM_AARCH64
 
 
 def test_layer_is_not_nested_twice(build_dir: Path):

@@ -14,7 +14,7 @@ LAYER := layers/db
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lock packages lint lock-check test build deploy demo drill bench clean
+.PHONY: help venv lock packages lint lock-check test-fast test build deploy demo drill bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ lock-check: venv ## uv.lock matches the pyproject files, and the requirements fi
 packages: ## install mariadb-server-core and haproxy when missing (needs root or sudo)
 	@sh local/ensure-packages.sh
 
-lint: venv lock-check ## lock files in sync, cfn-lint, sam validate --lint, ruff
+lint: venv lock-check ## lock files in sync, cfn-lint, sam validate --lint, ruff, mypy
 	@echo "==> cfn-lint"
 	$(BIN)/cfn-lint template.yaml
 	@echo "==> sam validate --lint"
@@ -64,6 +64,12 @@ lint: venv lock-check ## lock files in sync, cfn-lint, sam validate --lint, ruff
 	@echo "==> ruff"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "==> mypy"
+	$(BIN)/mypy
+
+test-fast: venv lint ## lint, then the unit tests (no servers): under a minute
+	@echo "==> pytest tests/unit"
+	$(BIN)/pytest tests/unit
 
 test: venv packages lint ## lint, then every test (unit, integration, SQS emulator, end-to-end)
 	@echo "==> pytest"
@@ -88,4 +94,4 @@ bench: venv packages ## benchmarks; writes reports/bench.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove build output and caches (keeps the virtual environment)
-	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -35,11 +35,10 @@ def _build_environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = _build_environment()
+    # Both come with the virtual environment (aws-sam-cli is a locked dev tool): missing is a broken venv.
     sam = shutil.which("sam", path=env["PATH"])
-    if sam is None:
-        pytest.skip("aws-sam-cli is not installed")
-    if shutil.which("python3.13", path=env["PATH"]) is None:
-        pytest.skip("sam build needs python3.13 on PATH")
+    assert sam is not None, "aws-sam-cli is not installed: run make venv"
+    assert shutil.which("python3.13", path=env["PATH"]), "sam build needs python3.13 on PATH"
     build = tmp_path_factory.mktemp("sam-build") / "build"
     result = subprocess.run(
         [sam, "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build)],

@@ -1,5 +1,6 @@
 # Every target bootstraps what it needs: a python3.13 virtual environment with the pinned
-# development requirements, and (for the local stack) the mariadb and haproxy packages.
+# development requirements (the layer's package installed editable), and (for the local stack) the
+# mariadb and haproxy packages.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,16 +8,19 @@ SHELL := /bin/bash
 PYTHON313 ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -1)
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
+# The shared Lambda layer (template.yaml's ContentUri): a package of its own, a member of the uv workspace.
+LAYER := layers/db
 # sam build looks for python3.13 on PATH; the venv's bin has it.
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv packages lint test build deploy demo drill bench clean
+.PHONY: help venv lock packages lint lock-check test-fast test build deploy demo drill bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/db/requirements.txt
+# requirements-dev.txt (exported from uv.lock) pins every package and installs the layer with `-e`.
+$(VENV)/.installed: requirements-dev.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install Python 3.13 (the Lambda runtime) and put it on PATH" >&2; exit 1; }
 	@echo "==> creating $(VENV) with $(PYTHON313)"
 	$(PYTHON313) -m venv $(VENV)
@@ -26,10 +30,33 @@ $(VENV)/.installed: requirements-dev.txt layers/db/requirements.txt
 
 venv: $(VENV)/.installed ## create the virtual environment (python3.13 + dev requirements)
 
+# uv.lock holds every Python dependency; the two requirements files are exports of it, for pip and for
+# sam build (the layer's with hashes, so a build installs exactly the locked wheels).
+LAYER_EXPORT := --package customer-ingest-layer --no-dev --no-emit-workspace
+DEV_EXPORT := --all-groups --no-hashes
+# $(call export,FILE,ARGS): FILE = `uv export ARGS`, under a header that says where it comes from.
+define export
+{ echo '# Generated from uv.lock by `make lock` (uv export --frozen $(2)): do not edit by hand.'; \
+  $(BIN)/uv export --quiet --frozen --no-header $(2); } > $(1)
+endef
+
+lock: venv ## resolve uv.lock (LOCK_ARGS=--upgrade-package=NAME to move one), export the requirements files
+	$(BIN)/uv lock $(LOCK_ARGS)
+	$(call export,$(LAYER)/requirements.txt,$(LAYER_EXPORT))
+	$(call export,requirements-dev.txt,$(DEV_EXPORT))
+
+lock-check: venv ## uv.lock matches the pyproject files, and the requirements files match uv.lock
+	@echo "==> uv.lock and the requirements files"
+	$(BIN)/uv lock --check --quiet
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(call export,$$tmp/layer.txt,$(LAYER_EXPORT)) && $(call export,$$tmp/dev.txt,$(DEV_EXPORT)) && \
+	diff -u $(LAYER)/requirements.txt $$tmp/layer.txt && diff -u requirements-dev.txt $$tmp/dev.txt \
+	|| { echo "requirements files differ from uv.lock: run make lock" >&2; exit 1; }
+
 packages: ## install mariadb-server-core and haproxy when missing (needs root or sudo)
 	@sh local/ensure-packages.sh
 
-lint: venv ## cfn-lint, sam validate --lint, ruff
+lint: venv lock-check ## lock files in sync, cfn-lint, sam validate --lint, ruff, mypy
 	@echo "==> cfn-lint"
 	$(BIN)/cfn-lint template.yaml
 	@echo "==> sam validate --lint"
@@ -37,6 +64,12 @@ lint: venv ## cfn-lint, sam validate --lint, ruff
 	@echo "==> ruff"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "==> mypy"
+	$(BIN)/mypy
+
+test-fast: venv lint ## lint, then the unit tests (no servers): under a minute
+	@echo "==> pytest tests/unit"
+	$(BIN)/pytest tests/unit
 
 test: venv packages lint ## lint, then every test (unit, integration, SQS emulator, end-to-end)
 	@echo "==> pytest"
@@ -61,4 +94,4 @@ bench: venv packages ## benchmarks; writes reports/bench.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove build output and caches (keeps the virtual environment)
-	rm -rf .aws-sam .pytest_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -35,11 +35,10 @@ def _build_environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = _build_environment()
+    # Both come with the virtual environment (aws-sam-cli is a locked dev tool): missing is a broken venv.
     sam = shutil.which("sam", path=env["PATH"])
-    if sam is None:
-        pytest.skip("aws-sam-cli is not installed")
-    if shutil.which("python3.13", path=env["PATH"]) is None:
-        pytest.skip("sam build needs python3.13 on PATH")
+    assert sam is not None, "aws-sam-cli is not installed: run make venv"
+    assert shutil.which("python3.13", path=env["PATH"]), "sam build needs python3.13 on PATH"
     build = tmp_path_factory.mktemp("sam-build") / "build"
     result = subprocess.run(
         [sam, "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build)],
@@ -56,10 +55,41 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "path",
-    ["python/pymysql", "python/aws_lambda_powertools", "python/pydantic", "python/ingest/schema.sql"],
+    [
+        "python/pymysql",
+        "python/aws_lambda_powertools",
+        "python/pydantic",
+        "python/ingest/schema.sql",
+        "python/ingest/certs/amazon-trust-roots.pem",
+    ],
 )
 def test_layer_contains(build_dir: Path, path: str):
     assert (build_dir / "DbLayer" / path).exists()
+
+
+def test_layer_adds_only_the_ingest_package_to_its_dependencies(build_dir: Path):
+    # GIVEN what pip installed into the built layer, by its wheels' RECORD files
+    python = build_dir / "DbLayer" / "python"
+    installed = {
+        Path(line.split(",", 1)[0]).parts[0]
+        for record in python.glob("*.dist-info/RECORD")
+        for line in record.read_text().splitlines()
+        if line
+    }
+    # WHEN the layer's source directory is copied beside them
+    copied = {entry.name for entry in python.iterdir()} - installed
+    # THEN it brings the package and its two small build manifests (SAM copies the directory whole and
+    # has no exclude list of its own), no packaging leftovers such as *.egg-info or build/
+    assert copied == {"ingest", "pyproject.toml", "requirements.txt"}
+
+
+def test_layer_holds_the_arm64_build_of_compiled_dependencies(build_dir: Path):
+    # The functions run on arm64: the build takes the locked versions' aarch64 wheels, not this machine's.
+    (extension,) = (build_dir / "DbLayer" / "python" / "pydantic_core").glob("*.so")
+    header = extension.read_bytes()[:20]
+    elf_machine = int.from_bytes(header[18:20], "little")
+    assert header[:4] == b"\x7fELF"
+    assert elf_machine == 183  # EM_AARCH64
 
 
 def test_layer_is_not_nested_twice(build_dir: Path):

@@ -97,7 +97,7 @@ class QueueStore:
         if run_action is None:
             raise SqsError("InvalidAction", f"The action {action} is not valid for this endpoint.")
         with self._lock:
-            with self._storage.transaction():
+            with self._storage.transaction:
                 reply = run_action(params)
             if action in WAKES_RECEIVERS:
                 self._changed.notify_all()
@@ -110,7 +110,7 @@ class QueueStore:
             queue, wait_s = self._receiver.validated_request(params)
             deadline = time.monotonic() + wait_s
             while True:
-                with self._storage.transaction():
+                with self._storage.transaction:
                     messages = self._receiver.receive_available(queue, params)
                 remaining = deadline - time.monotonic()
                 if messages or remaining <= 0 or self._storage.queues.get(queue.name) is not queue:
@@ -125,7 +125,7 @@ class QueueStore:
         The server calls this several times a second; tests with a fake clock call it directly."""
         with self._lock:
             now = self.now_ms()
-            with self._storage.transaction():
+            with self._storage.transaction:
                 tasks_ran = self._move_tasks.advance_running(now)
                 self._storage.delete_expired(now)
                 self._storage.deduplication.prune(now)

@@ -8,8 +8,8 @@ for nothing. FIFO queues are scheduled through `message_groups` (see local/sqs/f
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from local.sqs.fifo import Deduplication, GroupSchedule
@@ -85,6 +85,27 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+class Transaction:
+    """`with storage.transaction:` one write transaction, committed when the block ends and
+    rolled back if it raises. A class rather than a generator: it runs on every call."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._db.execute("ROLLBACK" if error_type is not None else "COMMIT")
+
+
 class Storage:
     """One SQLite connection for every call (the store serialises them), the queues it holds,
     and the clock all stored times come from (milliseconds since the epoch)."""
@@ -107,6 +128,7 @@ class Storage:
         # a call checkpoints itself only if the log grows past this many pages without that.
         self.db.execute("PRAGMA wal_autocheckpoint=20000")
         self.db.executescript(SCHEMA)
+        self.transaction = Transaction(self.db)
         self.groups = GroupSchedule(self.db)
         self.deduplication = Deduplication(self.db)
         self.queues: dict[str, Queue] = {
@@ -118,17 +140,6 @@ class Storage:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction, committed when the block ends and rolled back if it raises."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log back into the database on a connection of its own, without

@@ -128,7 +128,7 @@ def redrive_policy(value: str, fifo: bool, queues: Mapping[str, Queue]) -> str:
 # ---- messages -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     """A SendMessage request (or batch entry) that passed validation."""
 

@@ -26,7 +26,7 @@ class SqsError(Exception):
     """An error reply: `shape` is the modelled error name (or a plain code such as
     InvalidParameterValue that has no shape of its own)."""
 
-    def __init__(self, shape: str, message: str, status: int = 400):
+    def __init__(self, shape: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.shape = shape
         self.message = message
@@ -36,7 +36,7 @@ class SqsError(Exception):
     def legacy_code(self) -> str:
         return LEGACY_CODES.get(self.shape, self.shape)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str]:
         return {"__type": f"com.amazonaws.sqs#{self.shape}", "message": self.message}
 
 

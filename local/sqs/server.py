@@ -87,7 +87,7 @@ class SqsRequestHandler(socketserver.StreamRequestHandler):
 class SqsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, database: str, region: str = "us-east-1"):
+    def __init__(self, host: str, port: int, database: str, region: str = "us-east-1") -> None:
         super().__init__((host, port), SqsRequestHandler)
         self.store = QueueStore(database, base_url=f"http://{host}:{self.server_address[1]}", region=region)
         self._stopping = threading.Event()

@@ -150,11 +150,13 @@ class Template:
 
     def resolve(self, value: Any) -> Any:
         """A literal; a !Ref to a parameter (its Default) or pseudo parameter; a plain-string !Sub; a
-        !FindInMap."""
+        !FindInMap. What only CloudFormation knows (a !Ref to a resource, !GetAtt) stays as it is."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
             name = value["Ref"]
             if name in PSEUDO_PARAMETERS:
                 return PSEUDO_PARAMETERS[name]
+            if name in self.document.get("Resources", {}):
+                return value
             return self.resolve(self.parameter_default(name))
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return _SUB_VARIABLE.sub(lambda match: str(self.resolve({"Ref": match[1]})), value["Fn::Sub"])

@@ -45,7 +45,7 @@ def queues() -> Iterator[Queues]:
     boto3 clients are made inside the same mock when loaded within this fixture's lifetime."""
     template = Template()
     with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
+        sqs: Any = boto3.client("sqs", region_name="us-east-1")  # queue attributes come as plain strings
         urls = {}
         for logical_id in ("CustomerDeadLetterQueue", "CustomerQueue"):
             settings = template.queue(logical_id)

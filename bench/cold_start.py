@@ -29,6 +29,7 @@ from pathlib import Path
 
 from bench.artifacts import FUNCTIONS, LAYER, build_dir
 from bench.common import median, progress
+from local.template import shared_values
 
 PROBE = (
     "import time\n"
@@ -36,7 +37,8 @@ PROBE = (
     "import app\n"
     "print((time.perf_counter_ns() - started) / 1e6)\n"
 )
-DB = {"DB_HOST": "proxy.proxy-abc123.us-east-1.rds.amazonaws.com", "DB_PORT": "3306", "DB_NAME": "ingest"}
+DB = {"DB_HOST": "proxy.proxy-abc123.us-east-1.rds.amazonaws.com", "DB_PORT": "3306"}
+DB |= {"DB_NAME": shared_values().database_name}
 DB |= {"DB_AUTH": "iam", "DB_TLS": "verify"}
 QUEUE = {"QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-CustomerQueue.fifo"}
 FUNCTION_ENV = {
@@ -100,8 +102,7 @@ def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) 
         "AWS_ACCESS_KEY_ID": "ASIABENCHBENCHBENCH0",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_SESSION_TOKEN": "bench",
-        "POWERTOOLS_SERVICE_NAME": "customer-ingest",
-        "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
+        **shared_values().powertools_environment,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **FUNCTION_ENV[name],
     }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from local.events import sqs_event, sqs_record
+from local.template import shared_values
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "db"
@@ -200,8 +201,7 @@ def sqs_events(messages: list[dict[str, Any]], batch_size: int = 10) -> list[dic
 
 
 LAMBDA_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "customer-ingest",
-    "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
+    **shared_values().powertools_environment,
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",

@@ -26,11 +26,11 @@ from local.poller import EventSourceMapping
 from local.ports import ensure_port_free
 from local.queue import DUMMY_CREDENTIALS, Queues, SqsEmulator, create_queues, external_endpoint
 from local.replication import create_service_users, demote, promote, resume_replicating, start_replicating
-from local.template import LOCAL_REGION, TEMPLATE_PATH, Template
+from local.template import LOCAL_REGION, TEMPLATE_PATH, Template, shared_values
 
 log = logging.getLogger("local.stack")
 
-DATABASE = "ingest"
+DATABASE = shared_values().database_name
 APP_USER = "ingest_app"
 API_TIMEOUT_S = 29  # API Gateway's integration timeout
 
@@ -176,8 +176,7 @@ class Stack:
     def function_environment(self) -> dict[str, str]:
         """The environment variables the handlers read, pointing at the local servers."""
         return {
-            "POWERTOOLS_SERVICE_NAME": "customer-ingest",
-            "POWERTOOLS_METRICS_NAMESPACE": "CustomerIngest",
+            **shared_values().powertools_environment,
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
             "AWS_REGION": LOCAL_REGION,

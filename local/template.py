@@ -1,14 +1,16 @@
-"""What the local stack takes from template.yaml, so queue settings are stated once, in the template.
+"""template.yaml as the local stack, the benchmarks and the tests read it: settings stated once, there.
 
-The YAML loader accepts CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...) and turns them into
-their long form; !Ref to a parameter resolves to its Default.
+The one YAML loader of the project for the template: it accepts CloudFormation's short tags (!Ref,
+!GetAtt, !Sub, ...) as their long form and inlines local AWS::Include files (openapi.yaml) the way
+CloudFormation does once `sam deploy` has uploaded them. Resolving a value knows the few intrinsics the
+local stack needs: !Ref to a parameter (its Default) or pseudo parameter, a plain-string !Sub, !FindInMap.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,61 @@ _CloudFormationLoader.add_multi_constructor("!", _short_tag)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as CloudFormation sees it after AWS::Include: short tags in long form."""
     if not path.is_file():
-        raise TemplateError(f"{path} not found: the local stack reads the queue settings from it")
-    return yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+        raise TemplateError(f"{path} not found: the local stack reads its settings from it")
+    document = yaml.load(path.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
+    return _inline_includes(document, path.parent)
+
+
+def _inline_includes(node: Any, directory: Path) -> Any:
+    if isinstance(node, list):
+        return [_inline_includes(item, directory) for item in node]
+    if not isinstance(node, dict):
+        return node
+    transform = node.get("Fn::Transform")
+    if isinstance(transform, dict) and transform.get("Name") == "AWS::Include":
+        if len(node) != 1:
+            raise TemplateError(f"an AWS::Include must be the whole value it stands for: {node}")
+        return _included_file(directory / transform["Parameters"]["Location"])
+    return {key: _inline_includes(value, directory) for key, value in node.items()}
+
+
+def _included_file(path: Path) -> Any:
+    """A local AWS::Include snippet. Plain YAML: CloudFormation does not support short tags in snippets,
+    and includes do not nest, so neither is read here."""
+    if not path.is_file():
+        raise TemplateError(f"{path} not found: template.yaml includes it (AWS::Include)")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as error:
+        raise TemplateError(
+            f"{path}: AWS::Include does not support YAML short tags (!Ref, !If, ...); use the long form "
+            f"(Ref:, Fn::If:, ...): {error.problem}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SharedValues:
+    """What the functions, the alarms and the local stack must agree on: template.yaml's Shared mapping."""
+
+    service_name: str  # POWERTOOLS_SERVICE_NAME, the "service" dimension of every custom metric
+    metrics_namespace: str  # POWERTOOLS_METRICS_NAMESPACE, the alarms' Namespace
+    database_name: str  # the cluster's database and the functions' DB_NAME
+    max_receive_count: int  # the queue's RedrivePolicy and the consumer's MAX_RECEIVE_COUNT
+
+    @property
+    def powertools_environment(self) -> dict[str, str]:
+        return {
+            "POWERTOOLS_SERVICE_NAME": self.service_name,
+            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
+        }
+
+
+@cache
+def shared_values(path: Path = TEMPLATE_PATH) -> SharedValues:
+    """template.yaml's shared values, read once per process."""
+    return Template(path).shared_values()
 
 
 @dataclass(frozen=True)
@@ -95,15 +149,43 @@ class Template:
             raise TemplateError(f"{self.path}: parameter {name} has no Default") from None
 
     def resolve(self, value: Any) -> Any:
-        """A literal; a !Ref to a parameter (its Default) or pseudo parameter; a plain-string !Sub."""
+        """A literal; a !Ref to a parameter (its Default) or pseudo parameter; a plain-string !Sub; a
+        !FindInMap. What only CloudFormation knows (a !Ref to a resource, !GetAtt) stays as it is."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
             name = value["Ref"]
             if name in PSEUDO_PARAMETERS:
                 return PSEUDO_PARAMETERS[name]
+            if name in self.document.get("Resources", {}):
+                return value
             return self.resolve(self.parameter_default(name))
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return _SUB_VARIABLE.sub(lambda match: str(self.resolve({"Ref": match[1]})), value["Fn::Sub"])
+        if isinstance(value, dict) and set(value) == {"Fn::FindInMap"}:
+            return self.mapping_value(*(self.resolve(key) for key in value["Fn::FindInMap"]))
         return value
+
+    def mapping_value(self, mapping: str, top_level_key: str, second_level_key: str) -> Any:
+        try:
+            return self.document["Mappings"][mapping][top_level_key][second_level_key]
+        except KeyError:
+            raise TemplateError(
+                f"{self.path}: no Mappings entry {mapping}.{top_level_key}.{second_level_key}"
+            ) from None
+
+    def shared_values(self) -> SharedValues:
+        return SharedValues(
+            service_name=str(self.mapping_value("Shared", "Application", "ServiceName")),
+            metrics_namespace=str(self.mapping_value("Shared", "Application", "MetricsNamespace")),
+            database_name=str(self.mapping_value("Shared", "Database", "Name")),
+            max_receive_count=int(self.mapping_value("Shared", "Queue", "MaxReceiveCount")),
+        )
+
+    def api_definition(self, logical_id: str = "IngestApi") -> dict[str, Any]:
+        """The REST API's OpenAPI definition (DefinitionBody, openapi.yaml inlined)."""
+        body = self.resource_properties(logical_id).get("DefinitionBody")
+        if not isinstance(body, dict):
+            raise TemplateError(f"{self.path}: {logical_id} has no DefinitionBody")
+        return body
 
     def resource_properties(self, logical_id: str) -> dict[str, Any]:
         try:

@@ -1,4 +1,8 @@
-"""Invariants of template.yaml that the zero-loss promise depends on, plus cfn-lint and the events."""
+"""Invariants of template.yaml that the zero-loss promise depends on, plus cfn-lint and the events.
+
+The template is read as local/template.py reads it for the local stack (short tags in long form,
+openapi.yaml inlined), so these tests check what the local stack runs and CloudFormation deploys.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from local.template import TEMPLATE_PATH, Template, TemplateError
+
+ROOT = TEMPLATE_PATH.parent
 EVENTS = ROOT / "events"
 
 # Statements allowed Resource "*": the services offer no resource-level permission for these actions.
@@ -29,30 +33,13 @@ STAR_ALLOWED_ACTIONS = {
 }
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A SafeLoader that reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub, ...) as the
-    long-form mappings ({"Ref": ...}, {"Fn::GetAtt": [...]}, ...)."""
-
-
-def _short_form(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_form)
+TEMPLATE = Template()
+SHARED = TEMPLATE.shared_values()
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return TEMPLATE.document
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +51,14 @@ def props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return resources[logical_id]["Properties"]
 
 
-def resolve_number(template: dict[str, Any], value: Any) -> int:
-    """A literal, or a !Ref to a parameter: its Default (what the local stack uses too)."""
-    if isinstance(value, dict) and "Ref" in value:
-        return int(template["Parameters"][value["Ref"]]["Default"])
-    return int(value)
+def resolve_number(value: Any) -> int:
+    """A literal, a !Ref to a parameter (its Default) or a !FindInMap, as the local stack resolves it."""
+    return int(TEMPLATE.resolve(value))
 
 
 def function_timeout(template: dict[str, Any], resources: dict[str, Any], logical_id: str) -> int:
     timeout = props(resources, logical_id).get("Timeout", template["Globals"]["Function"].get("Timeout", 3))
-    return resolve_number(template, timeout)
+    return resolve_number(timeout)
 
 
 # --- queues -----------------------------------------------------------------------------------------
@@ -92,28 +77,28 @@ def test_queue_and_dead_letter_queue_are_fifo_with_fourteen_day_retention(resour
 
 def test_redrive_policy_sends_to_the_fifo_dlq_after_25_receives(resources):
     policy = props(resources, "CustomerQueue")["RedrivePolicy"]
-    assert policy["maxReceiveCount"] == 25
+    assert resolve_number(policy["maxReceiveCount"]) == SHARED.max_receive_count == 25  # README promise 5
     assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]}
 
 
 def test_the_consumer_parks_poison_on_the_receive_the_redrive_policy_would(resources):
     env = props(resources, "ConsumerFunction")["Environment"]["Variables"]
-    assert (
-        int(env["MAX_RECEIVE_COUNT"]) == props(resources, "CustomerQueue")["RedrivePolicy"]["maxReceiveCount"]
-    )
+    receives = props(resources, "CustomerQueue")["RedrivePolicy"]["maxReceiveCount"]
+    # One source for both: the Shared mapping.
+    assert env["MAX_RECEIVE_COUNT"] == receives == {"Fn::FindInMap": ["Shared", "Queue", "MaxReceiveCount"]}
     assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": "CustomerDeadLetterQueue"}
 
 
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout(template, resources):
-    visibility = resolve_number(template, props(resources, "CustomerQueue")["VisibilityTimeout"])
+    visibility = resolve_number(props(resources, "CustomerQueue")["VisibilityTimeout"])
     assert function_timeout(template, resources, "ConsumerFunction") == 30
     assert visibility >= 6 * function_timeout(template, resources, "ConsumerFunction")
 
 
 def test_a_one_hour_outage_sends_nothing_to_the_dead_letter_queue(template, resources):
     queue = props(resources, "CustomerQueue")
-    visibility = resolve_number(template, queue["VisibilityTimeout"])
-    receives = queue["RedrivePolicy"]["maxReceiveCount"]
+    visibility = resolve_number(queue["VisibilityTimeout"])
+    receives = resolve_number(queue["RedrivePolicy"]["maxReceiveCount"])
     # Without the consumer's backoff (e.g. the ChangeMessageVisibility call failed too).
     assert visibility * receives >= 3600
     # With it: RETRY_BASE_SECONDS doubling per receive up to RETRY_MAX_SECONDS.
@@ -243,7 +228,7 @@ def test_database_functions_reach_the_proxy_with_iam_and_verified_tls(resources)
         assert env["DB_HOST"] == {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}
         assert env["DB_AUTH"] == "iam"
         assert env["DB_TLS"] == "verify"
-        assert env["DB_NAME"] == "ingest"
+        assert env["DB_NAME"] == {"Fn::FindInMap": ["Shared", "Database", "Name"]}
     assert props(resources, "ConsumerFunction")["Environment"]["Variables"]["DB_USER"] == {
         "Ref": "AppDatabaseUser"
     }
@@ -365,11 +350,14 @@ def test_every_parameter_is_described_grouped_and_labelled(template):
         assert name in interface["ParameterLabels"], name
 
 
-def test_api_uses_cognito_by_default_and_iam_by_parameter(template, resources):
+def test_api_uses_cognito_by_default_and_iam_by_parameter(template):
     assert template["Parameters"]["ApiAuthMode"]["Default"] == "COGNITO"
-    assert template["Conditions"]["UseIamAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthMode"}, "IAM"]}
-    body = props(resources, "IngestApi")["DefinitionBody"]
-    expected = {"Fn::If": ["UseIamAuth", [{"sigv4": []}], [{"CognitoAuthorizer": []}]]}
+    assert template["Parameters"]["ApiAuthMode"]["AllowedValues"] == ["COGNITO", "IAM"]
+    assert template["Conditions"]["UseCognitoAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthMode"}, "COGNITO"]}
+    body = TEMPLATE.api_definition()
+    expected = {"Fn::If": ["UseCognitoAuth", [{"CognitoAuthorizer": []}], [{"sigv4": []}]]}
+    assert set(body["securityDefinitions"]["Fn::If"][1]) == {"CognitoAuthorizer"}
+    assert set(body["securityDefinitions"]["Fn::If"][2]) == {"sigv4"}
     for path in body["paths"].values():
         for operation in path.values():
             assert operation["security"] == expected
@@ -427,9 +415,45 @@ def _tool(name: str) -> str:
 
 def test_cfn_lint_reports_nothing():
     result = subprocess.run(
-        [_tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT, check=False
+        [_tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_reports_nothing_with_the_api_definition_inlined(tmp_path):
+    # cfn-lint does not read AWS::Include files: lint the template as CloudFormation processes it, so
+    # openapi.yaml's references (functions, user pool, conditions) are checked too.
+    processed = tmp_path / "template.json"
+    processed.write_text(json.dumps(TEMPLATE.document))
+    result = subprocess.run(
+        [_tool("cfn-lint"), str(processed)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_api_definition_is_included_from_its_own_file(template):
+    # GIVEN the template as written (CloudFormation's AWS::Include, before it is processed)
+    raw = TEMPLATE_PATH.read_text()
+    # THEN IngestApi includes openapi.yaml, and the loaded template holds that file's definition
+    assert "Location: openapi.yaml" in raw
+    assert TEMPLATE.api_definition()["swagger"] == "2.0"
+    assert set(TEMPLATE.api_definition()["paths"]) == {
+        "/customers",
+        "/customers/{customer_id}",
+        "/records/{request_id}",
+    }
+
+
+def test_an_included_file_with_short_tags_is_refused(tmp_path):
+    # GIVEN a template whose included snippet uses a short tag, which CloudFormation does not support there
+    (tmp_path / "template.yaml").write_text(
+        "Resources:\n  Api:\n    Properties:\n      DefinitionBody:\n        Fn::Transform:\n"
+        "          Name: AWS::Include\n          Parameters:\n            Location: api.yaml\n"
+    )
+    (tmp_path / "api.yaml").write_text("info:\n  title: !Sub '${AWS::StackName}'\n")
+    # WHEN it is loaded THEN the loader says so instead of reading what would fail to deploy
+    with pytest.raises(TemplateError, match="short tags"):
+        Template(tmp_path / "template.yaml")
 
 
 @pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda path: path.name)
@@ -437,9 +461,11 @@ def test_every_sample_event_is_json(path):
     assert isinstance(json.loads(path.read_text()), dict)
 
 
-def test_there_is_a_sample_event_per_function_and_case():
+def test_every_sample_event_is_documented_and_every_documented_one_exists():
     names = {path.name for path in EVENTS.glob("*.json")}
-    readme = (EVENTS / "README.md").read_text()
-    assert len(names) >= 13
-    for name in names:
-        assert f"| {name} |" in readme, name
+    documented = {
+        line.split("|")[1].strip()
+        for line in (EVENTS / "README.md").read_text().splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().endswith(".json")
+    }
+    assert names == documented

@@ -1,4 +1,5 @@
-"""API Gateway's request model (template.yaml) and ingest.models.CustomerIn must agree.
+"""API Gateway's request model (openapi.yaml, included by template.yaml) and ingest.models.CustomerIn
+must agree.
 
 API Gateway rejects a body the model refuses before the producer runs; the producer validates with
 pydantic. A body pydantic accepts must never be refused by API Gateway (that would turn away good data).
@@ -13,16 +14,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from ingest import models
-from tests.unit.test_template import TEMPLATE, _CfnLoader
+from local.template import Template
 
 
 def _model_schema() -> dict[str, Any]:
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    schema = template["Resources"]["IngestApi"]["Properties"]["DefinitionBody"]["definitions"]["CustomerIn"]
+    schema = Template().api_definition()["definitions"]["CustomerIn"]
     # API Gateway models are JSON Schema draft 4.
     jsonschema.Draft4Validator.check_schema(schema)
     return schema

@@ -11,7 +11,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from bench.common import ROOT, progress
+from bench.common import progress
+from local.template import REPO_ROOT, TEMPLATE_PATH
 
 FUNCTIONS = {
     "producer": "ProducerFunction",
@@ -46,8 +47,8 @@ def start_build() -> None:
     }
     progress(f"sam build into {_target}")
     _build = subprocess.Popen(
-        [str(sam), "build", "--build-dir", str(_target), "--template", str(ROOT / "template.yaml")],
-        cwd=ROOT,
+        [str(sam), "build", "--build-dir", str(_target), "--template", str(TEMPLATE_PATH)],
+        cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 The local stack (local.stack) runs as `make demo` runs it, on free ports: MariaDB writer and
 replica (semi-sync), HAProxy as the proxy, the SQS emulator with the queues from template.yaml,
-and the event source mapping emulator (local.poller) with the template's default
+and the event source mapping emulator (local.event_source_mapping) with the template's default
 MaximumConcurrency, each slot a consumer worker process running functions/consumer/app.py.
 The backlog is sent before the consumers start; the clock runs from the first ReceiveMessage
 that returned messages (a botocore hook) to the last commit (MAX(committed_at), database clock).
@@ -21,7 +21,9 @@ from pathlib import Path
 
 import boto3
 
-from bench.common import ensure_import_paths, median, progress, queue_messages
+from bench.common import median, progress, queue_messages
+from local.servers import PortInUseError, free_port, sqs_client
+from local.stack import DATABASE, Stack, StackOptions
 
 
 class FirstReceive:
@@ -43,8 +45,6 @@ class FirstReceive:
 
 
 def fill(endpoint: str, queue_url: str, count: int, seed: int) -> None:
-    from local.queue import sqs_client
-
     messages = queue_messages(count, seed=seed)
     batches = [messages[i : i + 10] for i in range(0, count, 10)]
 
@@ -82,10 +82,6 @@ def wait_for(stack, database: str, count: int, timeout: float) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    ensure_import_paths()
-    from local.ports import PortInUseError, free_port
-    from local.stack import DATABASE, Stack, StackOptions
-
     repetitions, backlog = (1, 500) if quick else (3, 20_000)
     workdir = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     for attempt in range(3):

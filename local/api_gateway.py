@@ -11,22 +11,20 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from local.lambda_runtime import InvocationTimedOut, LambdaContext
-from local.ports import ensure_port_free
+from ingest.api import API_GATEWAY_TIMEOUT_S
+from local.lambda_runtime import Handler, InvocationTimedOut, LambdaContext
+from local.servers import ensure_port_free
 from local.template import LOCAL_ACCOUNT
 
 log = logging.getLogger("local.api")
 
 STAGE = "local"
 TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
-
-Handler = Callable[[dict, LambdaContext], dict]
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Route:
     resource: str  # API Gateway resource path, e.g. /customers/{customer_id}
     function_name: str
     handler: Handler
-    timeout_s: float = 29  # API Gateway's integration timeout
+    timeout_s: float = API_GATEWAY_TIMEOUT_S
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:

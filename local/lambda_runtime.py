@@ -1,7 +1,7 @@
 """Just enough of the Lambda runtime to call the real handlers: the context object and worker processes.
 
 A worker process is one "execution environment": it sets the function's environment variables
-before importing the handler module (the handlers read their configuration at import time, as in
+before loading functions/<name>/app.py (the handlers read their configuration at import time, as in
 Lambda) and then serves invocations one at a time over a pipe. The event source mapping emulator
 can SIGKILL a worker at a chosen moment, which is how the drill crashes a consumer.
 """
@@ -9,7 +9,7 @@ can SIGKILL a worker at a chosen moment, which is how the drill crashes a consum
 from __future__ import annotations
 
 import collections
-import importlib
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -18,21 +18,18 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from local.template import LOCAL_ACCOUNT, LOCAL_REGION
+from local.template import LOCAL_ACCOUNT, LOCAL_REGION, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Where Lambda puts the layer (/opt/python) and the function code; the tests use the same two paths.
-IMPORT_PATHS = (str(REPO_ROOT), str(REPO_ROOT / "layers" / "db"))
+FUNCTIONS_DIR = REPO_ROOT / "functions"
 
-
-def ensure_import_paths() -> None:
-    for path in reversed(IMPORT_PATHS):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 
 
 @dataclass
@@ -62,18 +59,28 @@ class LambdaContext:
         return max(int((self.timeout_s - (time.monotonic() - self.started)) * 1000), 0)
 
 
-def load_handler(dotted: str, environment: dict[str, str]):
-    """Import "package.module.handler" after applying the function's environment variables."""
-    os.environ.update(environment)
-    ensure_import_paths()
-    module_name, _, attribute = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attribute)
+def load_function_module(function: str) -> ModuleType:
+    """Load functions/<function>/app.py afresh, as a new execution environment would.
+
+    It is loaded by file path, as its own module (functions.<function>.app), so handlers of several
+    functions live side by side in one process; it reads the environment as it is now.
+    """
+    path = FUNCTIONS_DIR / function / "app.py"
+    module_name = f"functions.{function}.app"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # what pickling and dataclasses look a module up by
+    spec.loader.exec_module(module)
+    return module
 
 
 def _serve(
-    channel: Connection, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float
-):
-    handler = load_handler(dotted, environment)
+    channel: Connection, function: str, environment: dict[str, str], function_name: str, timeout_s: float
+) -> None:
+    os.environ.update(environment)
+    handler: Handler = load_function_module(function).handler
     channel.send(("ready", None))
     while True:
         event, request_id = channel.recv()
@@ -95,12 +102,12 @@ class InvocationTimedOut(InvocationFailed):
 
 
 class WorkerProcess:
-    """One execution environment for `dotted` (e.g. "functions.consumer.app.handler")."""
+    """One execution environment of functions/<function>/app.py's handler."""
 
     def __init__(
-        self, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float, log: Path
-    ):
-        self.dotted = dotted
+        self, function: str, environment: dict[str, str], function_name: str, timeout_s: float, log: Path
+    ) -> None:
+        self.function = function
         self.environment = environment
         self.function_name = function_name
         self.timeout_s = timeout_s
@@ -118,7 +125,7 @@ class WorkerProcess:
         parent, child = spawn.Pipe()
         self.process = spawn.Process(
             target=_run_logged,
-            args=(child, self.dotted, self.environment, self.function_name, self.timeout_s, str(self.log)),
+            args=(child, self.function, self.environment, self.function_name, self.timeout_s, str(self.log)),
             daemon=True,
         )
         self.process.start()
@@ -164,11 +171,18 @@ class WorkerProcess:
         self.channel = None
 
 
-def _run_logged(channel, dotted, environment, function_name, timeout_s, log_path):
+def _run_logged(
+    channel: Connection,
+    function: str,
+    environment: dict[str, str],
+    function_name: str,
+    timeout_s: float,
+    log_path: str,
+) -> None:
     # The function's stdout/stderr (Powertools JSON logs) go to its own log file, like CloudWatch.
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     sys.stdout = sys.stderr = log
-    _serve(channel, dotted, environment, function_name, timeout_s)
+    _serve(channel, function, environment, function_name, timeout_s)
 
 
 class FunctionPool:
@@ -182,7 +196,7 @@ class FunctionPool:
 
     def __init__(
         self,
-        dotted: str,
+        function: str,
         environment: dict[str, str],
         function_name: str,
         timeout_s: float,
@@ -191,7 +205,7 @@ class FunctionPool:
         maximum: int = 32,
     ):
         self._new = lambda number: WorkerProcess(
-            dotted, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
+            function, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
         )
         self.function_name = function_name
         self.initial = initial

@@ -17,22 +17,31 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.api import API_GATEWAY_TIMEOUT_S
+from ingest.schema import apply_schema, ensure_app_user
 from local.api_gateway import ApiGateway, Route
-from local.haproxy import INSTALL_HINT as HAPROXY_HINT
-from local.haproxy import HAProxy
-from local.lambda_runtime import FunctionPool, load_handler
-from local.mariadb import MariaDB, find_binary
-from local.poller import EventSourceMapping
-from local.ports import ensure_port_free
-from local.queue import DUMMY_CREDENTIALS, Queues, SqsEmulator, create_queues, external_endpoint
-from local.replication import create_service_users, demote, promote, resume_replicating, start_replicating
+from local.event_source_mapping import EventSourceMapping
+from local.lambda_runtime import FunctionPool, Handler
+from local.servers import MariaDB, SqsEmulator, ensure_port_free
+from local.servers.haproxy import INSTALL_HINT as HAPROXY_HINT
+from local.servers.haproxy import HAProxy
+from local.servers.mariadb import INSTALL_HINT as MARIADB_HINT
+from local.servers.process import find_binary
+from local.servers.replication import (
+    create_service_users,
+    demote,
+    promote,
+    resume_replicating,
+    start_replicating,
+)
+from local.servers.sqs_emulator import DUMMY_CREDENTIALS
+from local.stack_queues import Queues, create_queues, external_endpoint
 from local.template import LOCAL_REGION, TEMPLATE_PATH, Template
 
 log = logging.getLogger("local.stack")
 
 DATABASE = "ingest"
 APP_USER = "ingest_app"
-API_TIMEOUT_S = 29  # API Gateway's integration timeout
 
 
 @dataclass
@@ -63,7 +72,7 @@ class Stack:
         self.replica = MariaDB(self.options.replica_port, self.workdir / "db-b", 2, "db-b")
         self.proxy = HAProxy(self.options.proxy_port, self.workdir / "haproxy")
         self.external_sqs = external_endpoint()
-        self.sqs = None if self.external_sqs else SqsEmulator(self.options.sqs_port, self.workdir / "sqs")
+        self.sqs = None if self.external_sqs else SqsEmulator(self.workdir / "sqs", self.options.sqs_port)
         self.queues: Queues | None = None
         self.poller: EventSourceMapping | None = None
         self.api: ApiGateway | None = None
@@ -103,7 +112,7 @@ class Stack:
     def _preflight(self) -> None:
         """Refuse before starting anything: a missing binary or a taken port, each with its fix."""
         for binary in ("mariadbd", "mariadb-install-db"):
-            find_binary(binary)
+            find_binary(binary, MARIADB_HINT)
         find_binary("haproxy", HAPROXY_HINT)
         options = self.options
         wanted = {
@@ -144,10 +153,8 @@ class Stack:
 
     def _apply_schema(self) -> None:
         # The same code the schema migrator custom resource runs on deploy.
-        schema = load_handler("ingest.schema.apply_schema", {})
-        ensure_app_user = load_handler("ingest.schema.ensure_app_user", {})
         with self.writer.connect() as connection:
-            schema(connection, DATABASE)
+            apply_schema(connection, DATABASE)
             # The functions' user with the product's grants; a password instead of IAM, which needs AWS.
             # (token_urlsafe yields only letters, digits, '-' and '_': safe inside the quotes.)
             ensure_app_user(
@@ -221,10 +228,10 @@ class Stack:
         # Like Lambda: separate environments per function, each serving one request at a time.
         self.api_functions = [
             FunctionPool(
-                f"functions.{name}.app.handler",
+                name,
                 environment,
                 logical_id,
-                min(self.template.function_timeout(logical_id), API_TIMEOUT_S),
+                min(self.template.function_timeout(logical_id), API_GATEWAY_TIMEOUT_S),
                 self.workdir,
             )
             for name, logical_id in (("producer", "ProducerFunction"), ("reader", "ReaderFunction"))
@@ -245,7 +252,7 @@ class Stack:
         )
         log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
 
-    def replace_route(self, method: str, resource: str, function_name: str, handler) -> None:
+    def replace_route(self, method: str, resource: str, function_name: str, handler: Handler) -> None:
         """Send a route to another handler (the drill's direct-write baselines)."""
         self.api.routes[:] = [
             Route(method, resource, function_name, handler)

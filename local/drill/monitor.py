@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pymysql
 
-from local.queue import queue_depth, sqs_client
+from local.servers import sqs_client
 from local.stack import APP_USER, DATABASE, Stack
+from local.stack_queues import queue_depth
 
 SAMPLE_INTERVAL_S = 0.25
 

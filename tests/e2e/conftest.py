@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from local.ports import free_port
+from local.servers import free_port
 from local.stack import StackOptions
 
 

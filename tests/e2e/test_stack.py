@@ -7,17 +7,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from local.stack import StackOptions
 from local.template import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def call(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None):
+def call(
+    url: str, method: str = "GET", body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
@@ -33,17 +38,26 @@ def call(url: str, method: str = "GET", body: dict | None = None, headers: dict 
         connection.close()
 
 
-def wait_for(predicate, timeout: float = 30):
+def wait_for[T](found: Callable[[], T | None], timeout: float = 30) -> T:
+    """The first value `found` returns that is not None, within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
-        if value:
+        value = found()
+        if value is not None:
             return value
         time.sleep(0.2)
     raise AssertionError("condition not met in time")
 
 
-def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
+def committed_record(url: str) -> dict[str, Any] | None:
+    """GET /records/{request_id}: the record once it is committed, None while it is not there yet."""
+    status, body = call(url)
+    return body if status == 200 else None
+
+
+def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options: StackOptions) -> None:
+    """GIVEN `python -m local.stack` running WHEN a customer is posted THEN it is read back as posted,
+    bad requests get API Gateway's answers, AND Ctrl-C stops the stack and removes its directory."""
     o = stack_options
     command = [
         sys.executable,
@@ -79,8 +93,13 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
         )
         assert status == 202
         assert accepted["status"] == "accepted"
-        record = wait_for(lambda: call(f"{api}/records/{accepted['request_id']}")[0] == 200)
-        assert record
+        record = wait_for(lambda: committed_record(f"{api}/records/{accepted['request_id']}"))
+        assert (record["request_id"], record["customer_id"], record["status"]) == (
+            accepted["request_id"],
+            "c-1",
+            "committed",
+        )
+        assert record["payload"] == {"customer_id": "c-1", "name": "Ada"}
         status, profile = call(f"{api}/customers/c-1")
         assert (status, profile["request_id"], profile["payload"]["name"]) == (
             200,

@@ -17,8 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable
-from local.mariadb import MariaDB
-from local.ports import free_port
+from local.servers import MariaDB, free_port
 
 
 def _name(common_name: str) -> x509.Name:

@@ -51,7 +51,7 @@ def run_parts(names: list[str], quick: bool) -> dict:
     return results
 
 
-def _format(value) -> str:
+def _format(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{key} {_format(item)}" for key, item in value.items())
     if isinstance(value, float):

@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -36,7 +37,7 @@ class FirstReceive:
     def reset(self) -> None:
         self.at = None
 
-    def __call__(self, parsed=None, **_kwargs) -> None:
+    def __call__(self, parsed: dict[str, Any] | None = None, **_kwargs: Any) -> None:
         if parsed and parsed.get("Messages"):
             now = time.time()
             with self._lock:
@@ -67,7 +68,7 @@ def fill(endpoint: str, queue_url: str, count: int, seed: int) -> None:
         list(pool.map(send, batches))
 
 
-def wait_for(stack, database: str, count: int, timeout: float) -> float:
+def wait_for(stack: Stack, database: str, count: int, timeout: float) -> float:
     """Wait until `count` records are committed; returns the last commit as a UNIX time."""
     deadline = time.monotonic() + timeout
     with stack.writer.connect(database) as connection, connection.cursor() as cursor:
@@ -122,8 +123,9 @@ def run(quick: bool = False) -> dict:
             first_receive.reset()
             stack._start_consumers()
             last_commit = wait_for(stack, DATABASE, backlog, timeout=max(120.0, backlog / 20))
-            stack.poller.stop()
-            stack.poller = None
+            stack.stop_consumers()
+            if first_receive.at is None:
+                raise RuntimeError("the records were committed without a ReceiveMessage that returned them")
             rates.append(backlog / (last_commit - first_receive.at))
             progress(f"  repetition {repetition + 1}/{repetitions}: {rates[-1]:,.0f} rows/s")
     finally:

@@ -14,6 +14,8 @@ import os
 import random
 import time
 import uuid
+from types import ModuleType
+from typing import Any, TextIO
 
 from botocore.stub import Stubber
 
@@ -42,7 +44,7 @@ def api_event(body: dict, idempotency_key: str) -> dict:
     return testdata.api_event("POST", "/customers", body, headers={"Idempotency-Key": idempotency_key})
 
 
-def measure(module, events: list[dict], devnull) -> list[float]:
+def measure(module: ModuleType, events: list[dict[str, Any]], devnull: TextIO) -> list[float]:
     """Microseconds per invocation."""
     context = LambdaContext(function_name="ProducerFunction")
     handler = module.handler

@@ -15,15 +15,18 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from local.servers import SqsEmulator, emulator_store, free_port, sqs_client
 from local.servers.process import ServerProcess, is_port_free
 
 QUEUE_NAME = "bench.fifo"
 BATCH_CLIENTS = 2
+# One client's share of a measured run: (client, queue URL, messages, groups, dedup tag) -> messages/s.
+Task = Callable[[Any, str, int, int, str], float]
 BODY = json.dumps({"request_id": "r", "customer_id": "c", "accepted_at": 0, "payload": {"name": "x" * 200}})
 
 
@@ -73,7 +76,7 @@ def moto_server(workdir: str) -> Iterator[str]:
         server.stop()
 
 
-def single_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+def single_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for i in range(count):
         sqs.send_message(
@@ -85,7 +88,7 @@ def single_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> floa
     return count / (time.perf_counter() - started)
 
 
-def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+def batch_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for start in range(0, count, 10):
         entries = [
@@ -102,7 +105,7 @@ def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float
     return count / (time.perf_counter() - started)
 
 
-def receive_and_delete(sqs, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
+def receive_and_delete(sqs: Any, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
     """Receive batches of 10 and delete them, `count` messages in all (groups, tag: unused, for
     the same signature as the send loops)."""
     done = 0
@@ -118,7 +121,9 @@ def receive_and_delete(sqs, queue_url: str, count: int, groups: int = 0, tag: st
     return done / (time.perf_counter() - started)
 
 
-def timed_worker(task, endpoint: str, queue_url: str, count: int, groups: int, tag: str, start) -> tuple:
+def timed_worker(
+    task: Task, endpoint: str, queue_url: str, count: int, groups: int, tag: str, start: Any
+) -> tuple[float, float]:
     """One client process: build the client first, start with the others, report its time span."""
     sqs = sqs_client(endpoint)
     sqs.get_queue_url(QueueName=QUEUE_NAME)  # connect before the clock starts
@@ -128,7 +133,7 @@ def timed_worker(task, endpoint: str, queue_url: str, count: int, groups: int, t
     return began, time.monotonic()
 
 
-def in_parallel(task, endpoint: str, queue_url: str, count: int, groups: int, tag: str) -> float:
+def in_parallel(task: Task, endpoint: str, queue_url: str, count: int, groups: int, tag: str) -> float:
     """Messages per second of BATCH_CLIENTS processes sharing `count` messages."""
     context = multiprocessing.get_context("spawn")
     share = count // BATCH_CLIENTS // 10 * 10
@@ -147,7 +152,7 @@ def in_parallel(task, endpoint: str, queue_url: str, count: int, groups: int, ta
     return share * BATCH_CLIENTS / (max(end for _, end in spans) - min(began for began, _ in spans))
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False) -> dict[str, float]:
     depth, groups = (2_000, 100) if quick else (100_000, 1_000)
     sends, batch_messages, received = (100, 500, 500) if quick else (2_000, 10_000, 10_000)
     moto_depth, moto_sends = (100, 10) if quick else (1_000, 30)

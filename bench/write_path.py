@@ -15,6 +15,7 @@ import contextlib
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from bench.common import (
     DEVNULL,
@@ -27,7 +28,7 @@ from bench.common import (
     sqs_events,
     truncate,
 )
-from local.lambda_runtime import LambdaContext, load_function_module
+from local.lambda_runtime import Handler, LambdaContext, load_function_module
 from local.servers import DatabaseEndpoint, throwaway_mariadb
 
 DATABASE = "bench_write"
@@ -44,7 +45,7 @@ def _row(message: dict) -> tuple:
     return (message["request_id"], message["customer_id"], payload, accepted)
 
 
-def run_consumer(handler, events: list[dict], devnull) -> float:
+def run_consumer(handler: Handler, events: list[dict[str, Any]], devnull: TextIO) -> float:
     context = LambdaContext(function_name="ConsumerFunction")
     rows = sum(len(event["Records"]) for event in events)
     with contextlib.redirect_stdout(devnull):

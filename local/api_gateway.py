@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ingest.api import API_GATEWAY_TIMEOUT_S
@@ -128,12 +129,12 @@ class ApiGateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 gateway._handle(self)
 
             do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-            def log_message(self, format, *args):
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
         self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)

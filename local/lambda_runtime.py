@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -112,7 +113,7 @@ class WorkerProcess:
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.log = log
-        self.process: multiprocessing.Process | None = None
+        self.process: BaseProcess | None = None
         self.channel: Connection | None = None
 
     def start(self, ready_timeout: float = 60) -> None:
@@ -123,17 +124,17 @@ class WorkerProcess:
         """Start the process (the cold start); wait_until_ready then waits for its handler import."""
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, like a new environment
         parent, child = spawn.Pipe()
-        self.process = spawn.Process(
+        process = spawn.Process(
             target=_run_logged,
             args=(child, self.function, self.environment, self.function_name, self.timeout_s, str(self.log)),
             daemon=True,
         )
-        self.process.start()
+        process.start()
         child.close()
-        self.channel = parent
+        self.process, self.channel = process, parent
 
     def wait_until_ready(self, ready_timeout: float = 60) -> None:
-        parent = self.channel
+        parent = self._channel()
         if not parent.poll(ready_timeout):
             self.kill()
             raise InvocationFailed(f"{self.function_name} did not initialise within {ready_timeout}s")
@@ -143,21 +144,27 @@ class WorkerProcess:
             self.kill()
             raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
 
-    def invoke(self, event: dict, request_id: str | None = None) -> dict:
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Any:
         if self.channel is None:
             self.start()
-        self.channel.send((event, request_id or str(uuid.uuid4())))
-        if not self.channel.poll(self.timeout_s):
+        channel = self._channel()
+        channel.send((event, request_id or str(uuid.uuid4())))
+        if not channel.poll(self.timeout_s):
             self.kill()  # Lambda ends a timed-out invocation by discarding its environment
             raise InvocationTimedOut(f"{self.function_name} timed out after {self.timeout_s}s")
         try:
-            status, value = self.channel.recv()
+            status, value = channel.recv()
         except EOFError:
             self.kill()
             raise InvocationFailed(f"{self.function_name} process died; see {self.log}") from None
         if status == "error":
             raise InvocationFailed(value)
         return value
+
+    def _channel(self) -> Connection:
+        if self.channel is None:
+            raise InvocationFailed(f"{self.function_name} has no running environment")
+        return self.channel
 
     def kill(self) -> None:
         """SIGKILL the environment; the next invoke starts a fresh one."""

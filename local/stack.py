@@ -60,8 +60,14 @@ class StackOptions:
     consumer_environment: dict[str, str] = field(default_factory=dict)
 
 
+def _started[T](part: T | None, name: str) -> T:
+    if part is None:
+        raise RuntimeError(f"the local stack's {name} have not started")
+    return part
+
+
 class Stack:
-    def __init__(self, options: StackOptions | None = None):
+    def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.template = Template(self.options.template_path)
         self._own_workdir = self.options.workdir is None
@@ -73,10 +79,23 @@ class Stack:
         self.proxy = HAProxy(self.options.proxy_port, self.workdir / "haproxy")
         self.external_sqs = external_endpoint()
         self.sqs = None if self.external_sqs else SqsEmulator(self.workdir / "sqs", self.options.sqs_port)
-        self.queues: Queues | None = None
-        self.poller: EventSourceMapping | None = None
-        self.api: ApiGateway | None = None
+        self._queues: Queues | None = None
+        self._consumers: EventSourceMapping | None = None
+        self._api: ApiGateway | None = None
         self.api_functions: list[FunctionPool] = []
+
+    @property
+    def queues(self) -> Queues:
+        return _started(self._queues, "queues")
+
+    @property
+    def consumers(self) -> EventSourceMapping:
+        """The event source mapping that feeds the consumer function."""
+        return _started(self._consumers, "consumers")
+
+    @property
+    def api(self) -> ApiGateway:
+        return _started(self._api, "API")
 
     # ---- start and stop ------------------------------------------------------------------------
 
@@ -94,12 +113,12 @@ class Stack:
     def stop(self) -> None:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
-            ("API", lambda: self.api and self.api.stop()),
-            ("API functions", lambda: [pool.stop() for pool in self.api_functions]),
-            ("consumers", lambda: self.poller and self.poller.stop()),
-            ("SQS emulator", lambda: self.sqs and self.sqs.stop()),
+            ("API", self._stop_api),
+            ("API functions", self._stop_api_functions),
+            ("consumers", self.stop_consumers),
+            ("SQS emulator", self._stop_sqs_emulator),
             ("HAProxy", self.proxy.stop),
-            ("databases", lambda: [server.stop() for server in (self.replica, self.writer)]),
+            ("databases", self.stop_databases),
         ):
             try:
                 step()
@@ -108,6 +127,24 @@ class Stack:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             log.info("removed %s", self.workdir)
+
+    def _stop_api(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+
+    def _stop_api_functions(self) -> None:
+        for pool in self.api_functions:
+            pool.stop()
+
+    def stop_consumers(self) -> None:
+        if self._consumers is not None:
+            self._consumers.stop()
+            self._consumers = None
+
+    def _stop_sqs_emulator(self) -> None:
+        if self.sqs is not None:
+            self.sqs.stop()
 
     def _preflight(self) -> None:
         """Refuse before starting anything: a missing binary or a taken port, each with its fix."""
@@ -167,10 +204,10 @@ class Stack:
             self.sqs.start()
             endpoint = self.sqs.endpoint
             log.info("SQS emulator (python -m local.sqs) on %s, durable in %s", endpoint, self.sqs.datadir)
-        else:
+        elif self.external_sqs is not None:
             endpoint = self.external_sqs
             log.info("using the SQS endpoint %s (INGEST_SQS_ENDPOINT)", endpoint)
-        self.queues = create_queues(
+        self._queues = create_queues(
             endpoint, self.template, self.options.max_receive_count, self.options.visibility_timeout
         )
         log.info(
@@ -207,7 +244,7 @@ class Stack:
 
     def _start_consumers(self) -> None:
         concurrency = self.options.consumer_concurrency or self.template.consumer_max_concurrency()
-        self.poller = EventSourceMapping(
+        self._consumers = EventSourceMapping(
             endpoint=self.queues.endpoint,
             queue_url=self.queues.queue_url,
             queue_arn=self.queues.queue_arn,
@@ -216,7 +253,7 @@ class Stack:
             function_timeout_s=self.template.function_timeout("ConsumerFunction"),
             logdir=self.workdir,
         )
-        self.poller.start()
+        self._consumers.start()
         log.info(
             "event source mapping: batches of up to 10, %d consumer processes (logs in %s)",
             concurrency,
@@ -244,8 +281,8 @@ class Stack:
             Route("GET", "/customers/{customer_id}", reader.function_name, reader),
             Route("GET", "/records/{request_id}", reader.function_name, reader),
         ]
-        self.api = ApiGateway(self.options.api_port, routes)
-        self.api.start()
+        self._api = ApiGateway(self.options.api_port, routes)
+        self._api.start()
         log.info(
             "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
             self.api.url,

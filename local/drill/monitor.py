@@ -54,7 +54,8 @@ class Monitor:
 
     def _queue_depth(self) -> int | None:
         try:
-            return sum(queue_depth(self._sqs, self.stack.queues.queue_url))
+            visible, in_flight = queue_depth(self._sqs, self.stack.queues.queue_url)
+            return visible + in_flight
         except Exception:
             return None
 

@@ -34,7 +34,12 @@ def sqs_client(endpoint: str, timeout: float = 5, retries: int = 0) -> Any:
         retries={"max_attempts": retries + 1, "mode": "standard"},
     )
     return boto3.client(
-        "sqs", endpoint_url=endpoint, region_name=LOCAL_REGION, config=config, **DUMMY_CREDENTIALS
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=LOCAL_REGION,
+        config=config,
+        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
     )
 
 

@@ -24,7 +24,7 @@ def call(
     url: str, method: str = "GET", body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
     try:
         connection.request(
             method,
@@ -77,6 +77,7 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options: Sta
     demo = subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    assert demo.stdout is not None  # stdout=PIPE
     output = []
     try:
         for line in demo.stdout:
@@ -85,7 +86,9 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options: Sta
                 break
         else:
             pytest.fail("the stack did not start:\n" + "".join(output))
-        workdir = Path(re.search(r"removes (\S+)\)", "".join(output)).group(1))
+        announced = re.search(r"removes (\S+)\)", "".join(output))
+        assert announced, "the stack names the directory it removes on Ctrl-C"
+        workdir = Path(announced.group(1))
         api = f"http://127.0.0.1:{o.api_port}"
 
         status, accepted = call(

@@ -22,7 +22,7 @@ from ingest.schema import apply_schema, ensure_app_user
 from local.api_gateway import ApiGateway, Route
 from local.event_source_mapping import EventSourceMapping
 from local.lambda_runtime import FunctionPool, Handler
-from local.servers import MariaDB, SqsEmulator, ensure_port_free
+from local.servers import MariaDB, SqsEmulator, database_env, ensure_port_free
 from local.servers.haproxy import INSTALL_HINT as HAPROXY_HINT
 from local.servers.haproxy import HAProxy
 from local.servers.mariadb import INSTALL_HINT as MARIADB_HINT
@@ -232,13 +232,7 @@ class Stack:
             "QUEUE_URL": self.queues.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.queues.dead_letter_url,
             "MAX_RECEIVE_COUNT": str(self.queues.max_receive_count),
-            "DB_HOST": self.proxy.host,
-            "DB_PORT": str(self.proxy.port),
-            "DB_NAME": DATABASE,
-            "DB_USER": APP_USER,
-            "DB_AUTH": "password",
-            "DB_PASSWORD": self.app_password,
-            "DB_TLS": "off",
+            **database_env(self.proxy.host, self.proxy.port, DATABASE, APP_USER, self.app_password),
             "DB_CONNECT_TIMEOUT": "2",
         }
 

@@ -21,7 +21,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from local.servers.process import PortInUseError, ServerProcess, ensure_port_free, find_binary, free_port
+from local.servers.process import MissingBinaryError, ServerProcess, ensure_port_free, find_binary, free_port
 
 INSTALL_HINT = "install it with: apt-get install -y mariadb-server  (or run local/ensure-packages.sh)"
 
@@ -206,7 +206,9 @@ def throwaway_mariadb(name: str, attempts: int = 3) -> Iterator[MariaDB]:
             try:
                 server.start()
                 break
-            except (PortInUseError, RuntimeError):
+            except MissingBinaryError:
+                raise
+            except RuntimeError:  # the port was refused, or the server exited failing to bind it
                 server.kill()
                 if attempt == attempts:
                     raise

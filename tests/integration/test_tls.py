@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable
-from local.servers import MariaDB, free_port
+from local.servers import MariaDB, database_env, free_port
 
 
 def _name(common_name: str) -> x509.Name:
@@ -117,18 +117,9 @@ def tls_server(certificates: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def settings_for(server: MariaDB, host: str) -> DatabaseSettings:
-    return DatabaseSettings.from_env(
-        {
-            "DB_HOST": host,
-            "DB_PORT": str(server.port),
-            "DB_NAME": "mysql",
-            "DB_USER": "root",
-            "DB_AUTH": "password",
-            "DB_PASSWORD": "",
-            "DB_TLS": "verify",
-            "DB_CONNECT_TIMEOUT": "3",
-        }
-    )
+    """Root over `host` with verified TLS (the local stack's settings turn TLS off)."""
+    env = database_env(host, server.port, "mysql", "root", "")
+    return DatabaseSettings.from_env(env | {"DB_TLS": "verify", "DB_CONNECT_TIMEOUT": "3"})
 
 
 def test_a_certificate_from_a_trusted_root_for_the_right_name_connects_encrypted(

@@ -62,7 +62,7 @@ class StackOptions:
 
 def _started[T](part: T | None, name: str) -> T:
     if part is None:
-        raise RuntimeError(f"the local stack's {name} have not started")
+        raise RuntimeError(f"{name} of the local stack not started yet")
     return part
 
 
@@ -86,16 +86,16 @@ class Stack:
 
     @property
     def queues(self) -> Queues:
-        return _started(self._queues, "queues")
+        return _started(self._queues, "the queues")
 
     @property
     def consumers(self) -> EventSourceMapping:
         """The event source mapping that feeds the consumer function."""
-        return _started(self._consumers, "consumers")
+        return _started(self._consumers, "the consumers")
 
     @property
     def api(self) -> ApiGateway:
-        return _started(self._api, "API")
+        return _started(self._api, "the API")
 
     # ---- start and stop ------------------------------------------------------------------------
 

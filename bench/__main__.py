@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import ROOT, ensure_import_paths, progress
+from bench.common import progress
+from local.template import REPO_ROOT
 
 # Part name -> (module, what it measures). Run in this order.
 PARTS = {
@@ -33,7 +34,7 @@ TARGETS = {
     "producer_us_p99": ("< 2,000 us", lambda v: v < 2_000),
     "cold_import_ms": ("< 300 ms each", lambda v: all(ms < 300 for ms in v.values())),
 }
-DEFAULT_OUTPUT = ROOT / "reports" / "bench.json"
+DEFAULT_OUTPUT = REPO_ROOT / "reports" / "bench.json"
 
 
 def run_parts(names: list[str], quick: bool) -> dict:
@@ -50,7 +51,7 @@ def run_parts(names: list[str], quick: bool) -> dict:
     return results
 
 
-def _format(value) -> str:
+def _format(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{key} {_format(item)}" for key, item in value.items())
     if isinstance(value, float):
@@ -93,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"default {DEFAULT_OUTPUT}")
     args = parser.parse_args(argv)
-    ensure_import_paths()
     names = [name for name in PARTS if not args.only or name in args.only]
     started = time.monotonic()
     mode = "quick smoke run" if args.quick else "full run"

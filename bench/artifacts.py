@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from bench.common import ROOT, progress
+from bench.common import progress
+from local.template import REPO_ROOT, TEMPLATE_PATH
 
 FUNCTIONS = {
     "producer": "ProducerFunction",
@@ -24,47 +26,54 @@ LAYER = "DbLayer"
 PRECOMPILE = ("-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
 
 
-_build: subprocess.Popen | None = None
-_target: Path | None = None
+@dataclass(frozen=True)
+class Build:
+    process: subprocess.Popen[str]
+    target: Path
 
 
-def start_build() -> None:
+_build: Build | None = None
+
+
+def start_build() -> Build:
     """Start `sam build` in the background (the quick run overlaps it with the other parts)."""
-    global _build, _target
+    global _build
     if _build is not None:
-        return
+        return _build
     sam = Path(sys.executable).with_name("sam")
     if not sam.exists():
         sam = Path(shutil.which("sam") or "sam")
     workdir = Path(tempfile.mkdtemp(prefix="bench-sam-build-"))
     atexit.register(shutil.rmtree, workdir, True)
-    _target = workdir / "build"
+    target = workdir / "build"
     # sam looks for python3.13 on PATH: the virtual environment's bin has it.
     env = os.environ | {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "SAM_CLI_TELEMETRY": "0",
     }
-    progress(f"sam build into {_target}")
-    _build = subprocess.Popen(
-        [str(sam), "build", "--build-dir", str(_target), "--template", str(ROOT / "template.yaml")],
-        cwd=ROOT,
+    progress(f"sam build into {target}")
+    process = subprocess.Popen(
+        [str(sam), "build", "--build-dir", str(target), "--template", str(TEMPLATE_PATH)],
+        cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    _build = Build(process, target)
+    return _build
 
 
 @cache
 def build_dir() -> Path:
     """The build output: one directory per function and one for the layer (its content under python/)."""
-    start_build()
-    output, _ = _build.communicate()
-    if _build.returncode != 0:
+    build = start_build()
+    output, _ = build.process.communicate()
+    if build.process.returncode != 0:
         raise RuntimeError(f"sam build failed:\n{output[-4000:]}")
     # As `make build` does: ship bytecode, so a cold start does not compile the layer from source.
-    subprocess.run([sys.executable, *PRECOMPILE, str(_target)], check=True)
-    return _target
+    subprocess.run([sys.executable, *PRECOMPILE, str(build.target)], check=True)
+    return build.target
 
 
 def tree_bytes(path: Path) -> int:

@@ -1,27 +1,21 @@
-"""What the benchmarks share: import paths, a throwaway MariaDB, realistic records, events, statistics."""
+"""What the benchmarks share: realistic records and events, the database steps, statistics."""
 
 from __future__ import annotations
 
 import math
 import os
 import random
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from local.events import sqs_event, sqs_record
+from ingest.schema import apply_schema
+from local.servers import DatabaseEndpoint
 from local.template import shared_values
+from local.testdata import sqs_event, sqs_record
 
-ROOT = Path(__file__).resolve().parent.parent
-LAYER = ROOT / "layers" / "db"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest.fifo"
 CUSTOMERS = 100
 # Where the handlers' logs and EMF metrics go while measured (in Lambda: stdout, to CloudWatch).
@@ -29,108 +23,39 @@ CUSTOMERS = 100
 DEVNULL = open(os.devnull, "w")  # noqa: SIM115
 
 
-def ensure_import_paths() -> None:
-    """The repository root (functions.*, local.*) and the layer (ingest), as the tests have them."""
-    for path in (str(LAYER), str(ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-
-
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def percentile(values: list[float], fraction: float) -> float:
+def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (fraction in 0..1)."""
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
 
 
-# ---- the throwaway database -----------------------------------------------------------------------
+# ---- the database -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Server:
-    host: str
-    port: int
-    user: str = "root"
-    password: str = ""
-
-    def connect(self, database: str | None = None, **options: Any):
-        import pymysql
-
-        return pymysql.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=database,
-            charset="utf8mb4",
-            **options,
-        )
-
-    def env(self, database: str) -> dict[str, str]:
-        """The handlers' database settings in the local stack's form: password auth, no TLS."""
-        return {
-            "DB_HOST": self.host,
-            "DB_PORT": str(self.port),
-            "DB_NAME": database,
-            "DB_USER": self.user,
-            "DB_PASSWORD": self.password,
-            "DB_AUTH": "password",
-            "DB_TLS": "off",
-        }
-
-
-@contextmanager
-def throwaway_mariadb() -> Iterator[Server]:
-    """local.mariadb on a free port with its own data directory (never the machine's shared server)."""
-    ensure_import_paths()
-    from local.mariadb import MariaDB
-    from local.ports import PortInUseError, free_port
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-mariadb-"))
-    for attempt in range(3):
-        # The free port may be taken by another process before the server binds it: take another.
-        server = MariaDB(port=free_port(), datadir=workdir / "data", name="bench-mariadb")
-        try:
-            server.start()
-            break
-        except (PortInUseError, RuntimeError):
-            server.kill()
-            if attempt == 2:
-                shutil.rmtree(workdir, ignore_errors=True)
-                raise
-    try:
-        yield Server(host=server.host, port=server.port)
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def create_database(server: Server, name: str) -> None:
-    ensure_import_paths()
-    from ingest.schema import apply_schema
-
-    with server.connect(autocommit=True) as connection:
+def create_database(server: DatabaseEndpoint, name: str) -> None:
+    with server.connect() as connection:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         apply_schema(connection, name)
 
 
-def truncate(server: Server, database: str) -> None:
-    with server.connect(database, autocommit=True) as connection, connection.cursor() as cursor:
+def truncate(server: DatabaseEndpoint, database: str) -> None:
+    with server.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute("TRUNCATE TABLE customer_records")
         cursor.execute("TRUNCATE TABLE customers")
 
 
-def count_records(server: Server, database: str) -> int:
-    with server.connect(database, autocommit=True) as connection, connection.cursor() as cursor:
+def count_records(server: DatabaseEndpoint, database: str) -> int:
+    with server.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM customer_records")
         return int(cursor.fetchone()[0])
 
@@ -208,14 +133,3 @@ LAMBDA_ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
 }
-
-
-def load_handler_module(name: str, env: dict[str, str]):
-    """Import functions/<name>/app.py afresh with `env` set (the handlers read it at import)."""
-    import importlib
-
-    ensure_import_paths()
-    os.environ.update(env)
-    module_name = f"functions.{name}.app"
-    sys.modules.pop(module_name, None)
-    return importlib.import_module(module_name)

@@ -2,7 +2,7 @@
 
 The local stack (local.stack) runs as `make demo` runs it, on free ports: MariaDB writer and
 replica (semi-sync), HAProxy as the proxy, the SQS emulator with the queues from template.yaml,
-and the event source mapping emulator (local.poller) with the template's default
+and the event source mapping emulator (local.event_source_mapping) with the template's default
 MaximumConcurrency, each slot a consumer worker process running functions/consumer/app.py.
 The backlog is sent before the consumers start; the clock runs from the first ReceiveMessage
 that returned messages (a botocore hook) to the last commit (MAX(committed_at), database clock).
@@ -18,10 +18,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import boto3
 
-from bench.common import ensure_import_paths, median, progress, queue_messages
+from bench.common import median, progress, queue_messages
+from local.servers import PortInUseError, free_port, sqs_client
+from local.stack import DATABASE, Stack, StackOptions
 
 
 class FirstReceive:
@@ -34,7 +37,7 @@ class FirstReceive:
     def reset(self) -> None:
         self.at = None
 
-    def __call__(self, parsed=None, **_kwargs) -> None:
+    def __call__(self, parsed: dict[str, Any] | None = None, **_kwargs: Any) -> None:
         if parsed and parsed.get("Messages"):
             now = time.time()
             with self._lock:
@@ -43,8 +46,6 @@ class FirstReceive:
 
 
 def fill(endpoint: str, queue_url: str, count: int, seed: int) -> None:
-    from local.queue import sqs_client
-
     messages = queue_messages(count, seed=seed)
     batches = [messages[i : i + 10] for i in range(0, count, 10)]
 
@@ -67,7 +68,7 @@ def fill(endpoint: str, queue_url: str, count: int, seed: int) -> None:
         list(pool.map(send, batches))
 
 
-def wait_for(stack, database: str, count: int, timeout: float) -> float:
+def wait_for(stack: Stack, database: str, count: int, timeout: float) -> float:
     """Wait until `count` records are committed; returns the last commit as a UNIX time."""
     deadline = time.monotonic() + timeout
     with stack.writer.connect(database) as connection, connection.cursor() as cursor:
@@ -82,10 +83,6 @@ def wait_for(stack, database: str, count: int, timeout: float) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    ensure_import_paths()
-    from local.ports import PortInUseError, free_port
-    from local.stack import DATABASE, Stack, StackOptions
-
     repetitions, backlog = (1, 500) if quick else (3, 20_000)
     workdir = Path(tempfile.mkdtemp(prefix="bench-drain-"))
     for attempt in range(3):
@@ -126,8 +123,9 @@ def run(quick: bool = False) -> dict:
             first_receive.reset()
             stack._start_consumers()
             last_commit = wait_for(stack, DATABASE, backlog, timeout=max(120.0, backlog / 20))
-            stack.poller.stop()
-            stack.poller = None
+            stack.stop_consumers()
+            if first_receive.at is None:
+                raise RuntimeError("the records were committed without a ReceiveMessage that returned them")
             rates.append(backlog / (last_commit - first_receive.at))
             progress(f"  repetition {repetition + 1}/{repetitions}: {rates[-1]:,.0f} rows/s")
     finally:

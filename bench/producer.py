@@ -14,6 +14,8 @@ import os
 import random
 import time
 import uuid
+from types import ModuleType
+from typing import Any, TextIO
 
 from botocore.stub import Stubber
 
@@ -23,13 +25,12 @@ from bench.common import (
     QUEUE_URL,
     customer_body,
     customer_ids,
-    load_handler_module,
     median,
     percentile,
     progress,
 )
-from local import events
-from local.lambda_runtime import LambdaContext
+from local import testdata
+from local.lambda_runtime import LambdaContext, load_function_module
 
 SEND_REPLY = {
     "MessageId": "6a2f3c4e-0000-4000-8000-000000000000",
@@ -40,10 +41,10 @@ SEND_REPLY = {
 
 def api_event(body: dict, idempotency_key: str) -> dict:
     """POST /customers as API Gateway's REST proxy integration delivers it."""
-    return events.api_event("POST", "/customers", body, headers={"Idempotency-Key": idempotency_key})
+    return testdata.api_event("POST", "/customers", body, headers={"Idempotency-Key": idempotency_key})
 
 
-def measure(module, events: list[dict], devnull) -> list[float]:
+def measure(module: ModuleType, events: list[dict[str, Any]], devnull: TextIO) -> list[float]:
     """Microseconds per invocation."""
     context = LambdaContext(function_name="ProducerFunction")
     handler = module.handler
@@ -65,8 +66,9 @@ def run(quick: bool = False) -> dict:
     ids = customer_ids()
     env = LAMBDA_ENV | {"QUEUE_URL": QUEUE_URL, "POWERTOOLS_TRACE_DISABLED": "true"}
     devnull = DEVNULL
+    os.environ.update(env)  # the handler reads its settings at import, as in Lambda
     with contextlib.redirect_stdout(devnull):
-        module = load_handler_module("producer", env)
+        module = load_function_module("producer")
     measure(
         module,
         [api_event(customer_body(rng, rng.choice(ids)), uuid.uuid4().hex) for _ in range(200)],

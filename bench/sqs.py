@@ -12,45 +12,27 @@ Run alone with `python -m bench.sqs` (prints the result as JSON; BENCH_QUICK=1 f
 import json
 import multiprocessing
 import os
-import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from local.sqs.core import QueueStore
+from local.servers import SqsEmulator, emulator_store, free_port, sqs_client
+from local.servers.process import ServerProcess, is_port_free
 
 QUEUE_NAME = "bench.fifo"
 BATCH_CLIENTS = 2
+# One client's share of a measured run: (client, queue URL, messages, groups, dedup tag) -> messages/s.
+Task = Callable[[Any, str, int, int, str], float]
 BODY = json.dumps({"request_id": "r", "customer_id": "c", "accepted_at": 0, "payload": {"name": "x" * 200}})
-
-
-def client(endpoint: str):
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",  # noqa: S106 - the emulator checks no signature
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def prefill(data_dir: str, depth: int, groups: int) -> None:
     """Fill the queue through the store in-process: setup, not measured."""
-    store = QueueStore(str(Path(data_dir) / "sqs.sqlite3"))
+    store = emulator_store(Path(data_dir))
     queue_url = store.handle("CreateQueue", {"QueueName": QUEUE_NAME, "Attributes": {"FifoQueue": "true"}})[
         "QueueUrl"
     ]
@@ -69,47 +51,32 @@ def prefill(data_dir: str, depth: int, groups: int) -> None:
 
 
 @contextmanager
-def emulator(data_dir: str):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.sqs", "--port", "0", "--data", data_dir],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+def emulator(data_dir: str) -> Iterator[str]:
+    server = SqsEmulator(Path(data_dir))
+    server.start()
     try:
-        endpoint = re.search(r"http://\S+", process.stdout.readline()).group(0)
-        yield endpoint
+        yield server.endpoint
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 @contextmanager
-def moto_server():
+def moto_server(workdir: str) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
+    server = ServerProcess("moto's server", Path(workdir) / "moto.log")
+    server.start(
         [sys.executable, "-m", "moto.server", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        lambda: not is_port_free(port),
+        timeout=30,
+        poll_interval=0.05,
     )
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield endpoint
+        yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
-def single_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+def single_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for i in range(count):
         sqs.send_message(
@@ -121,7 +88,7 @@ def single_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> floa
     return count / (time.perf_counter() - started)
 
 
-def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float:
+def batch_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for start in range(0, count, 10):
         entries = [
@@ -138,7 +105,7 @@ def batch_sends(sqs, queue_url: str, count: int, groups: int, tag: str) -> float
     return count / (time.perf_counter() - started)
 
 
-def receive_and_delete(sqs, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
+def receive_and_delete(sqs: Any, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
     """Receive batches of 10 and delete them, `count` messages in all (groups, tag: unused, for
     the same signature as the send loops)."""
     done = 0
@@ -154,9 +121,11 @@ def receive_and_delete(sqs, queue_url: str, count: int, groups: int = 0, tag: st
     return done / (time.perf_counter() - started)
 
 
-def timed_worker(task, endpoint: str, queue_url: str, count: int, groups: int, tag: str, start) -> tuple:
+def timed_worker(
+    task: Task, endpoint: str, queue_url: str, count: int, groups: int, tag: str, start: Any
+) -> tuple[float, float]:
     """One client process: build the client first, start with the others, report its time span."""
-    sqs = client(endpoint)
+    sqs = sqs_client(endpoint)
     sqs.get_queue_url(QueueName=QUEUE_NAME)  # connect before the clock starts
     start.wait()
     began = time.monotonic()  # system-wide clock: spans of processes compare
@@ -164,7 +133,7 @@ def timed_worker(task, endpoint: str, queue_url: str, count: int, groups: int, t
     return began, time.monotonic()
 
 
-def in_parallel(task, endpoint: str, queue_url: str, count: int, groups: int, tag: str) -> float:
+def in_parallel(task: Task, endpoint: str, queue_url: str, count: int, groups: int, tag: str) -> float:
     """Messages per second of BATCH_CLIENTS processes sharing `count` messages."""
     context = multiprocessing.get_context("spawn")
     share = count // BATCH_CLIENTS // 10 * 10
@@ -183,7 +152,7 @@ def in_parallel(task, endpoint: str, queue_url: str, count: int, groups: int, ta
     return share * BATCH_CLIENTS / (max(end for _, end in spans) - min(began for began, _ in spans))
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False) -> dict[str, float]:
     depth, groups = (2_000, 100) if quick else (100_000, 1_000)
     sends, batch_messages, received = (100, 500, 500) if quick else (2_000, 10_000, 10_000)
     moto_depth, moto_sends = (100, 10) if quick else (1_000, 30)
@@ -191,7 +160,7 @@ def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-sqs-") as data_dir:
         prefill(data_dir, depth, groups)
         with emulator(data_dir) as endpoint:
-            sqs = client(endpoint)
+            sqs = sqs_client(endpoint)
             queue_url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
             sqs.send_message(
                 QueueUrl=queue_url, MessageBody=BODY, MessageGroupId="g0", MessageDeduplicationId="warm"
@@ -200,11 +169,11 @@ def run(quick: bool = False) -> dict:
             batch_rate = in_parallel(batch_sends, endpoint, queue_url, batch_messages, groups, "b")
             receive_delete_rate = in_parallel(receive_and_delete, endpoint, queue_url, received, groups, "")
 
-    with moto_server() as endpoint:
-        sqs = client(endpoint)
-        queue_url = sqs.create_queue(QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true"})["QueueUrl"]
-        batch_sends(sqs, queue_url, moto_depth, groups, "p")
-        moto_send_rate = single_sends(sqs, queue_url, moto_sends, groups, "s")
+        with moto_server(data_dir) as endpoint:
+            sqs = sqs_client(endpoint)
+            queue_url = sqs.create_queue(QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true"})["QueueUrl"]
+            batch_sends(sqs, queue_url, moto_depth, groups, "p")
+            moto_send_rate = single_sends(sqs, queue_url, moto_sends, groups, "s")
 
     return {
         "sqs_send_per_s": round(send_rate, 1),

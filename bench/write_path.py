@@ -15,22 +15,21 @@ import contextlib
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from bench.common import (
     DEVNULL,
     LAMBDA_ENV,
-    Server,
     count_records,
     create_database,
-    load_handler_module,
     median,
     progress,
     queue_messages,
     sqs_events,
-    throwaway_mariadb,
     truncate,
 )
-from local.lambda_runtime import LambdaContext
+from local.lambda_runtime import Handler, LambdaContext, load_function_module
+from local.servers import DatabaseEndpoint, throwaway_mariadb
 
 DATABASE = "bench_write"
 INSERT = "INSERT INTO customer_records (request_id, customer_id, payload, accepted_at) VALUES "
@@ -46,7 +45,7 @@ def _row(message: dict) -> tuple:
     return (message["request_id"], message["customer_id"], payload, accepted)
 
 
-def run_consumer(handler, events: list[dict], devnull) -> float:
+def run_consumer(handler: Handler, events: list[dict[str, Any]], devnull: TextIO) -> float:
     context = LambdaContext(function_name="ConsumerFunction")
     rows = sum(len(event["Records"]) for event in events)
     with contextlib.redirect_stdout(devnull):
@@ -59,13 +58,13 @@ def run_consumer(handler, events: list[dict], devnull) -> float:
     return rows / elapsed
 
 
-def run_ceiling(server: Server, events: list[dict]) -> float:
+def run_ceiling(server: DatabaseEndpoint, events: list[dict]) -> float:
     """The least a durable consumer does with the same SQS events: decode each body, one multi-row
     INSERT per event, COMMIT."""
     import json
 
     rows = sum(len(event["Records"]) for event in events)
-    with server.connect(DATABASE) as connection:
+    with server.connect(DATABASE, autocommit=False) as connection:
         started = time.perf_counter()
         for event in events:
             batch = [_row(json.loads(record["body"])) for record in event["Records"]]
@@ -77,13 +76,13 @@ def run_ceiling(server: Server, events: list[dict]) -> float:
     return rows / elapsed
 
 
-def run_naive(server: Server, messages: list[dict]) -> float:
+def run_naive(server: DatabaseEndpoint, messages: list[dict]) -> float:
     import json
 
     started = time.perf_counter()
     for message in messages:
         body = json.loads(json.dumps(message))  # the reference parses each record's body
-        connection = server.connect(DATABASE)
+        connection = server.connect(DATABASE, autocommit=False)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(INSERT + ROW, _row(body))
@@ -96,13 +95,15 @@ def run_naive(server: Server, messages: list[dict]) -> float:
 def run(quick: bool = False) -> dict:
     repetitions = 3 if quick else 5
     consumer_rows, naive_rows = (300, 100) if quick else (5_000, 1_000)
-    with throwaway_mariadb() as server:
+    with throwaway_mariadb("bench-mariadb") as mariadb:
+        server = mariadb.endpoint
         devnull = DEVNULL
         progress(f"write path: MariaDB on port {server.port}; {repetitions} repetitions")
         create_database(server, DATABASE)
         env = LAMBDA_ENV | server.env(DATABASE) | {"QUEUE_URL": "", "POWERTOOLS_TRACE_DISABLED": "true"}
+        os.environ.update(env)  # the handler reads its settings at import, as in Lambda
         with contextlib.redirect_stdout(devnull):
-            consumer = load_handler_module("consumer", env)
+            consumer = load_function_module("consumer")
         warmup = queue_messages(50, seed=999)
         run_consumer(consumer.handler, sqs_events(warmup), devnull)  # opens the container's connection
         run_ceiling(server, sqs_events(queue_messages(50, seed=998)))

@@ -11,22 +11,21 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.lambda_runtime import InvocationTimedOut, LambdaContext
-from local.ports import ensure_port_free
+from ingest.api import API_GATEWAY_TIMEOUT_S
+from local.lambda_runtime import Handler, InvocationTimedOut, LambdaContext
+from local.servers import ensure_port_free
 from local.template import LOCAL_ACCOUNT
 
 log = logging.getLogger("local.api")
 
 STAGE = "local"
 TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
-
-Handler = Callable[[dict, LambdaContext], dict]
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class Route:
     resource: str  # API Gateway resource path, e.g. /customers/{customer_id}
     function_name: str
     handler: Handler
-    timeout_s: float = 29  # API Gateway's integration timeout
+    timeout_s: float = API_GATEWAY_TIMEOUT_S
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if method != self.method:
@@ -130,12 +129,12 @@ class ApiGateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self):
+            def do_GET(self) -> None:
                 gateway._handle(self)
 
             do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-            def log_message(self, format, *args):
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
         self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)

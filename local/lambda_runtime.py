@@ -1,7 +1,7 @@
 """Just enough of the Lambda runtime to call the real handlers: the context object and worker processes.
 
 A worker process is one "execution environment": it sets the function's environment variables
-before importing the handler module (the handlers read their configuration at import time, as in
+before loading functions/<name>/app.py (the handlers read their configuration at import time, as in
 Lambda) and then serves invocations one at a time over a pipe. The event source mapping emulator
 can SIGKILL a worker at a chosen moment, which is how the drill crashes a consumer.
 """
@@ -9,7 +9,7 @@ can SIGKILL a worker at a chosen moment, which is how the drill crashes a consum
 from __future__ import annotations
 
 import collections
-import importlib
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -18,21 +18,19 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from local.template import LOCAL_ACCOUNT, LOCAL_REGION
+from local.template import LOCAL_ACCOUNT, LOCAL_REGION, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Where Lambda puts the layer (/opt/python) and the function code; the tests use the same two paths.
-IMPORT_PATHS = (str(REPO_ROOT), str(REPO_ROOT / "layers" / "db"))
+FUNCTIONS_DIR = REPO_ROOT / "functions"
 
-
-def ensure_import_paths() -> None:
-    for path in reversed(IMPORT_PATHS):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 
 
 @dataclass
@@ -62,18 +60,28 @@ class LambdaContext:
         return max(int((self.timeout_s - (time.monotonic() - self.started)) * 1000), 0)
 
 
-def load_handler(dotted: str, environment: dict[str, str]):
-    """Import "package.module.handler" after applying the function's environment variables."""
-    os.environ.update(environment)
-    ensure_import_paths()
-    module_name, _, attribute = dotted.rpartition(".")
-    return getattr(importlib.import_module(module_name), attribute)
+def load_function_module(function: str) -> ModuleType:
+    """Load functions/<function>/app.py afresh, as a new execution environment would.
+
+    It is loaded by file path, as its own module (functions.<function>.app), so handlers of several
+    functions live side by side in one process; it reads the environment as it is now.
+    """
+    path = FUNCTIONS_DIR / function / "app.py"
+    module_name = f"functions.{function}.app"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # what pickling and dataclasses look a module up by
+    spec.loader.exec_module(module)
+    return module
 
 
 def _serve(
-    channel: Connection, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float
-):
-    handler = load_handler(dotted, environment)
+    channel: Connection, function: str, environment: dict[str, str], function_name: str, timeout_s: float
+) -> None:
+    os.environ.update(environment)
+    handler: Handler = load_function_module(function).handler
     channel.send(("ready", None))
     while True:
         event, request_id = channel.recv()
@@ -95,17 +103,17 @@ class InvocationTimedOut(InvocationFailed):
 
 
 class WorkerProcess:
-    """One execution environment for `dotted` (e.g. "functions.consumer.app.handler")."""
+    """One execution environment of functions/<function>/app.py's handler."""
 
     def __init__(
-        self, dotted: str, environment: dict[str, str], function_name: str, timeout_s: float, log: Path
-    ):
-        self.dotted = dotted
+        self, function: str, environment: dict[str, str], function_name: str, timeout_s: float, log: Path
+    ) -> None:
+        self.function = function
         self.environment = environment
         self.function_name = function_name
         self.timeout_s = timeout_s
         self.log = log
-        self.process: multiprocessing.Process | None = None
+        self.process: BaseProcess | None = None
         self.channel: Connection | None = None
 
     def start(self, ready_timeout: float = 60) -> None:
@@ -116,17 +124,17 @@ class WorkerProcess:
         """Start the process (the cold start); wait_until_ready then waits for its handler import."""
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, like a new environment
         parent, child = spawn.Pipe()
-        self.process = spawn.Process(
+        process = spawn.Process(
             target=_run_logged,
-            args=(child, self.dotted, self.environment, self.function_name, self.timeout_s, str(self.log)),
+            args=(child, self.function, self.environment, self.function_name, self.timeout_s, str(self.log)),
             daemon=True,
         )
-        self.process.start()
+        process.start()
         child.close()
-        self.channel = parent
+        self.process, self.channel = process, parent
 
     def wait_until_ready(self, ready_timeout: float = 60) -> None:
-        parent = self.channel
+        parent = self._channel()
         if not parent.poll(ready_timeout):
             self.kill()
             raise InvocationFailed(f"{self.function_name} did not initialise within {ready_timeout}s")
@@ -136,21 +144,27 @@ class WorkerProcess:
             self.kill()
             raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
 
-    def invoke(self, event: dict, request_id: str | None = None) -> dict:
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Any:
         if self.channel is None:
             self.start()
-        self.channel.send((event, request_id or str(uuid.uuid4())))
-        if not self.channel.poll(self.timeout_s):
+        channel = self._channel()
+        channel.send((event, request_id or str(uuid.uuid4())))
+        if not channel.poll(self.timeout_s):
             self.kill()  # Lambda ends a timed-out invocation by discarding its environment
             raise InvocationTimedOut(f"{self.function_name} timed out after {self.timeout_s}s")
         try:
-            status, value = self.channel.recv()
+            status, value = channel.recv()
         except EOFError:
             self.kill()
             raise InvocationFailed(f"{self.function_name} process died; see {self.log}") from None
         if status == "error":
             raise InvocationFailed(value)
         return value
+
+    def _channel(self) -> Connection:
+        if self.channel is None:
+            raise InvocationFailed(f"{self.function_name} has no running environment")
+        return self.channel
 
     def kill(self) -> None:
         """SIGKILL the environment; the next invoke starts a fresh one."""
@@ -164,11 +178,18 @@ class WorkerProcess:
         self.channel = None
 
 
-def _run_logged(channel, dotted, environment, function_name, timeout_s, log_path):
+def _run_logged(
+    channel: Connection,
+    function: str,
+    environment: dict[str, str],
+    function_name: str,
+    timeout_s: float,
+    log_path: str,
+) -> None:
     # The function's stdout/stderr (Powertools JSON logs) go to its own log file, like CloudWatch.
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     sys.stdout = sys.stderr = log
-    _serve(channel, dotted, environment, function_name, timeout_s)
+    _serve(channel, function, environment, function_name, timeout_s)
 
 
 class FunctionPool:
@@ -182,7 +203,7 @@ class FunctionPool:
 
     def __init__(
         self,
-        dotted: str,
+        function: str,
         environment: dict[str, str],
         function_name: str,
         timeout_s: float,
@@ -191,7 +212,7 @@ class FunctionPool:
         maximum: int = 32,
     ):
         self._new = lambda number: WorkerProcess(
-            dotted, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
+            function, environment, function_name, timeout_s, logdir / f"{function_name}-{number}.log"
         )
         self.function_name = function_name
         self.initial = initial

@@ -17,22 +17,31 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.api import API_GATEWAY_TIMEOUT_S
+from ingest.schema import apply_schema, ensure_app_user
 from local.api_gateway import ApiGateway, Route
-from local.haproxy import INSTALL_HINT as HAPROXY_HINT
-from local.haproxy import HAProxy
-from local.lambda_runtime import FunctionPool, load_handler
-from local.mariadb import MariaDB, find_binary
-from local.poller import EventSourceMapping
-from local.ports import ensure_port_free
-from local.queue import DUMMY_CREDENTIALS, Queues, SqsEmulator, create_queues, external_endpoint
-from local.replication import create_service_users, demote, promote, resume_replicating, start_replicating
+from local.event_source_mapping import EventSourceMapping
+from local.lambda_runtime import FunctionPool, Handler
+from local.servers import MariaDB, SqsEmulator, database_env, ensure_port_free
+from local.servers.haproxy import INSTALL_HINT as HAPROXY_HINT
+from local.servers.haproxy import HAProxy
+from local.servers.mariadb import INSTALL_HINT as MARIADB_HINT
+from local.servers.process import find_binary
+from local.servers.replication import (
+    create_service_users,
+    demote,
+    promote,
+    resume_replicating,
+    start_replicating,
+)
+from local.servers.sqs_emulator import DUMMY_CREDENTIALS
+from local.stack_queues import Queues, create_queues, external_endpoint
 from local.template import LOCAL_REGION, TEMPLATE_PATH, Template, shared_values
 
 log = logging.getLogger("local.stack")
 
 DATABASE = shared_values().database_name
 APP_USER = "ingest_app"
-API_TIMEOUT_S = 29  # API Gateway's integration timeout
 
 
 @dataclass
@@ -51,8 +60,14 @@ class StackOptions:
     consumer_environment: dict[str, str] = field(default_factory=dict)
 
 
+def _started[T](part: T | None, name: str) -> T:
+    if part is None:
+        raise RuntimeError(f"{name} of the local stack not started yet")
+    return part
+
+
 class Stack:
-    def __init__(self, options: StackOptions | None = None):
+    def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.template = Template(self.options.template_path)
         self._own_workdir = self.options.workdir is None
@@ -63,11 +78,24 @@ class Stack:
         self.replica = MariaDB(self.options.replica_port, self.workdir / "db-b", 2, "db-b")
         self.proxy = HAProxy(self.options.proxy_port, self.workdir / "haproxy")
         self.external_sqs = external_endpoint()
-        self.sqs = None if self.external_sqs else SqsEmulator(self.options.sqs_port, self.workdir / "sqs")
-        self.queues: Queues | None = None
-        self.poller: EventSourceMapping | None = None
-        self.api: ApiGateway | None = None
+        self.sqs = None if self.external_sqs else SqsEmulator(self.workdir / "sqs", self.options.sqs_port)
+        self._queues: Queues | None = None
+        self._consumers: EventSourceMapping | None = None
+        self._api: ApiGateway | None = None
         self.api_functions: list[FunctionPool] = []
+
+    @property
+    def queues(self) -> Queues:
+        return _started(self._queues, "the queues")
+
+    @property
+    def consumers(self) -> EventSourceMapping:
+        """The event source mapping that feeds the consumer function."""
+        return _started(self._consumers, "the consumers")
+
+    @property
+    def api(self) -> ApiGateway:
+        return _started(self._api, "the API")
 
     # ---- start and stop ------------------------------------------------------------------------
 
@@ -85,12 +113,12 @@ class Stack:
     def stop(self) -> None:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
-            ("API", lambda: self.api and self.api.stop()),
-            ("API functions", lambda: [pool.stop() for pool in self.api_functions]),
-            ("consumers", lambda: self.poller and self.poller.stop()),
-            ("SQS emulator", lambda: self.sqs and self.sqs.stop()),
+            ("API", self._stop_api),
+            ("API functions", self._stop_api_functions),
+            ("consumers", self.stop_consumers),
+            ("SQS emulator", self._stop_sqs_emulator),
             ("HAProxy", self.proxy.stop),
-            ("databases", lambda: [server.stop() for server in (self.replica, self.writer)]),
+            ("databases", self.stop_databases),
         ):
             try:
                 step()
@@ -100,10 +128,28 @@ class Stack:
             shutil.rmtree(self.workdir, ignore_errors=True)
             log.info("removed %s", self.workdir)
 
+    def _stop_api(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+
+    def _stop_api_functions(self) -> None:
+        for pool in self.api_functions:
+            pool.stop()
+
+    def stop_consumers(self) -> None:
+        if self._consumers is not None:
+            self._consumers.stop()
+            self._consumers = None
+
+    def _stop_sqs_emulator(self) -> None:
+        if self.sqs is not None:
+            self.sqs.stop()
+
     def _preflight(self) -> None:
         """Refuse before starting anything: a missing binary or a taken port, each with its fix."""
         for binary in ("mariadbd", "mariadb-install-db"):
-            find_binary(binary)
+            find_binary(binary, MARIADB_HINT)
         find_binary("haproxy", HAPROXY_HINT)
         options = self.options
         wanted = {
@@ -144,10 +190,8 @@ class Stack:
 
     def _apply_schema(self) -> None:
         # The same code the schema migrator custom resource runs on deploy.
-        schema = load_handler("ingest.schema.apply_schema", {})
-        ensure_app_user = load_handler("ingest.schema.ensure_app_user", {})
         with self.writer.connect() as connection:
-            schema(connection, DATABASE)
+            apply_schema(connection, DATABASE)
             # The functions' user with the product's grants; a password instead of IAM, which needs AWS.
             # (token_urlsafe yields only letters, digits, '-' and '_': safe inside the quotes.)
             ensure_app_user(
@@ -160,10 +204,10 @@ class Stack:
             self.sqs.start()
             endpoint = self.sqs.endpoint
             log.info("SQS emulator (python -m local.sqs) on %s, durable in %s", endpoint, self.sqs.datadir)
-        else:
+        elif self.external_sqs is not None:
             endpoint = self.external_sqs
             log.info("using the SQS endpoint %s (INGEST_SQS_ENDPOINT)", endpoint)
-        self.queues = create_queues(
+        self._queues = create_queues(
             endpoint, self.template, self.options.max_receive_count, self.options.visibility_timeout
         )
         log.info(
@@ -187,19 +231,13 @@ class Stack:
             "QUEUE_URL": self.queues.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.queues.dead_letter_url,
             "MAX_RECEIVE_COUNT": str(self.queues.max_receive_count),
-            "DB_HOST": self.proxy.host,
-            "DB_PORT": str(self.proxy.port),
-            "DB_NAME": DATABASE,
-            "DB_USER": APP_USER,
-            "DB_AUTH": "password",
-            "DB_PASSWORD": self.app_password,
-            "DB_TLS": "off",
+            **database_env(self.proxy.host, self.proxy.port, DATABASE, APP_USER, self.app_password),
             "DB_CONNECT_TIMEOUT": "2",
         }
 
     def _start_consumers(self) -> None:
         concurrency = self.options.consumer_concurrency or self.template.consumer_max_concurrency()
-        self.poller = EventSourceMapping(
+        self._consumers = EventSourceMapping(
             endpoint=self.queues.endpoint,
             queue_url=self.queues.queue_url,
             queue_arn=self.queues.queue_arn,
@@ -208,7 +246,7 @@ class Stack:
             function_timeout_s=self.template.function_timeout("ConsumerFunction"),
             logdir=self.workdir,
         )
-        self.poller.start()
+        self._consumers.start()
         log.info(
             "event source mapping: batches of up to 10, %d consumer processes (logs in %s)",
             concurrency,
@@ -220,10 +258,10 @@ class Stack:
         # Like Lambda: separate environments per function, each serving one request at a time.
         self.api_functions = [
             FunctionPool(
-                f"functions.{name}.app.handler",
+                name,
                 environment,
                 logical_id,
-                min(self.template.function_timeout(logical_id), API_TIMEOUT_S),
+                min(self.template.function_timeout(logical_id), API_GATEWAY_TIMEOUT_S),
                 self.workdir,
             )
             for name, logical_id in (("producer", "ProducerFunction"), ("reader", "ReaderFunction"))
@@ -236,15 +274,15 @@ class Stack:
             Route("GET", "/customers/{customer_id}", reader.function_name, reader),
             Route("GET", "/records/{request_id}", reader.function_name, reader),
         ]
-        self.api = ApiGateway(self.options.api_port, routes)
-        self.api.start()
+        self._api = ApiGateway(self.options.api_port, routes)
+        self._api.start()
         log.info(
             "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
             self.api.url,
         )
         log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
 
-    def replace_route(self, method: str, resource: str, function_name: str, handler) -> None:
+    def replace_route(self, method: str, resource: str, function_name: str, handler: Handler) -> None:
         """Send a route to another handler (the drill's direct-write baselines)."""
         self.api.routes[:] = [
             Route(method, resource, function_name, handler)

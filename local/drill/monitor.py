@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pymysql
 
-from local.queue import queue_depth, sqs_client
+from local.servers import sqs_client
 from local.stack import APP_USER, DATABASE, Stack
+from local.stack_queues import queue_depth
 
 SAMPLE_INTERVAL_S = 0.25
 
@@ -53,7 +54,8 @@ class Monitor:
 
     def _queue_depth(self) -> int | None:
         try:
-            return sum(queue_depth(self._sqs, self.stack.queues.queue_url))
+            visible, in_flight = queue_depth(self._sqs, self.stack.queues.queue_url)
+            return visible + in_flight
         except Exception:
             return None
 

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from local.drill.traffic import Request
-from local.queue import sqs_client
+from local.servers import sqs_client
 from local.stack import DATABASE, Stack
 
 STALE_PROFILES_SQL = """

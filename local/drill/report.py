@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -43,7 +44,7 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -125,7 +126,7 @@ def _per_second(times: list[float], start: float, seconds: int) -> list[int]:
     return [counts.get(second, 0) for second in range(seconds)]
 
 
-def _timeline(axis, run: RunResult) -> None:
+def _timeline(axis: Any, run: RunResult) -> None:
     start = run.started
     end = max([s.time for s in run.samples] + [r.answered_at or start for r in run.requests] + [start + 1])
     seconds = math.ceil(end - start) + 1

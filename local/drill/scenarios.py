@@ -51,9 +51,9 @@ def consumer_crash(stack: Stack, traffic: TrafficGenerator, outage_s: float) -> 
     log.info("consumer-crash: killing a consumer between commit and delete every %.0f s", CRASH_EVERY_S)
     deadline = time.monotonic() + outage_s
     while time.monotonic() < deadline:
-        stack.poller.crash_after_commit()
+        stack.consumers.crash_after_commit()
         time.sleep(CRASH_EVERY_S)
-    log.info("consumer-crash: %d consumers killed after their commit", stack.poller.crashes)
+    log.info("consumer-crash: %d consumers killed after their commit", stack.consumers.crashes)
 
 
 def queue_outage(stack: Stack, traffic: TrafficGenerator, outage_s: float) -> None:

@@ -43,8 +43,7 @@ class TrafficGenerator:
     def __init__(
         self, api_url: str, rate_rps: float, customers: int, seed: int = 7, give_up_after_s: float = 300
     ):
-        parts = urlsplit(api_url)
-        self.host, self.port = parts.hostname, parts.port
+        self.api_address = urlsplit(api_url).netloc  # host:port
         self.rate_rps = rate_rps
         self.customer_ids = [f"cust-{n:05d}" for n in range(customers)]
         self.random = random.Random(seed)
@@ -110,7 +109,7 @@ class TrafficGenerator:
         while True:
             request.attempts += 1
             retry_after = 0.5
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=40)
+            connection = http.client.HTTPConnection(self.api_address, timeout=40)
             try:
                 connection.request("POST", "/customers", body=body, headers=headers)
                 response = connection.getresponse()

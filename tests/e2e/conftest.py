@@ -4,12 +4,12 @@ import shutil
 
 import pytest
 
-from local.ports import free_port
+from local.servers import free_port
 from local.stack import StackOptions
 
 
 @pytest.fixture(scope="session", autouse=True)
-def servers_installed():
+def servers_installed() -> None:
     missing = [name for name in ("mariadbd", "mariadb-install-db", "haproxy") if not _installed(name)]
     if missing:
         pytest.fail(
@@ -25,7 +25,7 @@ def _installed(name: str) -> bool:
 @pytest.fixture
 def stack_options() -> StackOptions:
     """Ports nobody uses right now, so the tests run next to a `make demo` or another test run."""
-    ports = set()
+    ports: set[int] = set()
     while len(ports) < 5:
         ports.add(free_port())
     proxy, writer, replica, sqs, api = sorted(ports)

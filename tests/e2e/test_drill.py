@@ -1,15 +1,18 @@
 """A short version of every drill scenario: the queue loses and duplicates nothing, direct writes lose."""
 
+from typing import Any
+
 import pytest
 
 from local.drill.runner import DrillOptions, run
 from local.drill.scenarios import SCENARIOS
+from local.stack import StackOptions
 
 pytestmark = pytest.mark.slow
 
 
-def short_drill(stack_options, **overrides) -> DrillOptions:
-    settings = {
+def short_drill(stack_options: StackOptions, **overrides: Any) -> DrillOptions:
+    settings: dict[str, Any] = {
         "outage_s": 4,
         "rate_rps": 25,
         "customers": 40,
@@ -24,7 +27,7 @@ def short_drill(stack_options, **overrides) -> DrillOptions:
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_queue_strategy_loses_and_duplicates_nothing(scenario, stack_options):
+def test_queue_strategy_loses_and_duplicates_nothing(scenario: str, stack_options: StackOptions) -> None:
     outcome = run(scenario, "queue", short_drill(stack_options))
     result = outcome.result
 
@@ -45,7 +48,7 @@ def test_queue_strategy_loses_and_duplicates_nothing(scenario, stack_options):
         assert result["unavailable_s"] > 0, "the probe saw the outage"
 
 
-def test_direct_writes_lose_data_during_an_upgrade(stack_options):
+def test_direct_writes_lose_data_during_an_upgrade(stack_options: StackOptions) -> None:
     result = run("upgrade", "direct", short_drill(stack_options)).result
 
     # It works while the database is up (so its losses are the outage's, not a broken baseline) ...

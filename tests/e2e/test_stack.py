@@ -7,19 +7,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from local.stack import StackOptions
 from local.template import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def call(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None):
+def call(
+    url: str, method: str = "GET", body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
     try:
         connection.request(
             method,
@@ -33,17 +38,26 @@ def call(url: str, method: str = "GET", body: dict | None = None, headers: dict 
         connection.close()
 
 
-def wait_for(predicate, timeout: float = 30):
+def wait_for[T](found: Callable[[], T | None], timeout: float = 30) -> T:
+    """The first value `found` returns that is not None, within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
-        if value:
+        value = found()
+        if value is not None:
             return value
         time.sleep(0.2)
     raise AssertionError("condition not met in time")
 
 
-def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
+def committed_record(url: str) -> dict[str, Any] | None:
+    """GET /records/{request_id}: the record once it is committed, None while it is not there yet."""
+    status, body = call(url)
+    return body if status == 200 else None
+
+
+def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options: StackOptions) -> None:
+    """GIVEN `python -m local.stack` running WHEN a customer is posted THEN it is read back as posted,
+    bad requests get API Gateway's answers, AND Ctrl-C stops the stack and removes its directory."""
     o = stack_options
     command = [
         sys.executable,
@@ -63,6 +77,7 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
     demo = subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    assert demo.stdout is not None  # stdout=PIPE
     output = []
     try:
         for line in demo.stdout:
@@ -71,7 +86,9 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
                 break
         else:
             pytest.fail("the stack did not start:\n" + "".join(output))
-        workdir = Path(re.search(r"removes (\S+)\)", "".join(output)).group(1))
+        announced = re.search(r"removes (\S+)\)", "".join(output))
+        assert announced, "the stack names the directory it removes on Ctrl-C"
+        workdir = Path(announced.group(1))
         api = f"http://127.0.0.1:{o.api_port}"
 
         status, accepted = call(
@@ -79,8 +96,14 @@ def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options):
         )
         assert status == 202
         assert accepted["status"] == "accepted"
-        record = wait_for(lambda: call(f"{api}/records/{accepted['request_id']}")[0] == 200)
-        assert record
+        record = wait_for(lambda: committed_record(f"{api}/records/{accepted['request_id']}"))
+        assert (record["request_id"], record["customer_id"], record["status"]) == (
+            accepted["request_id"],
+            "c-1",
+            "committed",
+        )
+        # the payload as the producer validated it: the posted fields, and no attributes given
+        assert record["payload"] == {"customer_id": "c-1", "name": "Ada", "attributes": {}}
         status, profile = call(f"{api}/customers/c-1")
         assert (status, profile["request_id"], profile["payload"]["name"]) == (
             200,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from numbers import Real
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,8 @@ SCALAR_KEYS = {
 PER_FUNCTION_KEYS = {"cold_import_ms", "function_bytes"}
 
 
-def is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and value >= 0
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 @pytest.mark.slow

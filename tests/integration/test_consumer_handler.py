@@ -14,7 +14,7 @@ from ingest.config import RetrySettings
 from ingest.connection import Database
 from ingest.consumer import Consumer
 from ingest.schema import apply_schema
-from local.events import failed_ids, queue_message, sqs_event, sqs_record
+from local.testdata import failed_ids, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
 
 T0 = 1_764_000_000_000_000  # microseconds
@@ -186,8 +186,7 @@ def test_a_record_the_database_rejects_is_isolated_and_the_good_ones_commit(
 @pytest.fixture
 def own_server(tmp_path):
     """A MariaDB this test may stop and start (the shared test server must stay up)."""
-    from local.mariadb import MariaDB
-    from local.ports import free_port
+    from local.servers import MariaDB, free_port
 
     server = MariaDB(port=free_port(), datadir=tmp_path / "db", name="stoppable")
     server.start()

@@ -85,7 +85,7 @@ def test_a_failure_is_reported_failed_not_left_hanging(
     database_server, response_url, lambda_context, monkeypatch
 ):
     # GIVEN a migrator that cannot reach its database
-    from local.ports import free_port
+    from local.servers import free_port
 
     env = {**migrator_env(database_server), "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
     module = load_migrator(monkeypatch, env)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from local.events import api_event, queue_message, sqs_event, sqs_record
+from local.testdata import api_event, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
 
 T0 = 1_764_000_000_000_000
@@ -88,7 +88,7 @@ def test_a_malformed_id_gets_400_naming_it(handlers, lambda_context):
 
 
 def test_with_the_database_unreachable_reads_get_503(test_database, monkeypatch, lambda_context):
-    from local.ports import free_port
+    from local.servers import free_port
 
     reader = load_handler(
         "reader", monkeypatch, {**test_database.env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -17,15 +20,14 @@ from cryptography.x509.oid import NameOID
 
 from ingest.config import DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable
-from local.mariadb import MariaDB
-from local.ports import free_port
+from local.servers import MariaDB, database_env, free_port
 
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write_key(key, path) -> None:
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -34,7 +36,7 @@ def _write_key(key, path) -> None:
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory):
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test CA and a server certificate for the name "localhost" only (not 127.0.0.1)."""
     directory = tmp_path_factory.mktemp("tls")
     now = datetime.datetime.now(datetime.UTC)
@@ -93,7 +95,7 @@ def certificates(tmp_path_factory):
 class TlsMariaDB(MariaDB):
     """A MariaDB that offers TLS with the test certificate."""
 
-    def __init__(self, certificates, **kwargs):
+    def __init__(self, certificates: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.certificates = certificates
 
@@ -107,7 +109,7 @@ class TlsMariaDB(MariaDB):
 
 
 @pytest.fixture(scope="module")
-def tls_server(certificates, tmp_path_factory):
+def tls_server(certificates: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMariaDB]:
     server = TlsMariaDB(certificates, port=free_port(), datadir=tmp_path_factory.mktemp("tls-db"), name="tls")
     server.start()
     yield server
@@ -115,35 +117,28 @@ def tls_server(certificates, tmp_path_factory):
 
 
 def settings_for(server: MariaDB, host: str) -> DatabaseSettings:
-    return DatabaseSettings.from_env(
-        {
-            "DB_HOST": host,
-            "DB_PORT": str(server.port),
-            "DB_NAME": "mysql",
-            "DB_USER": "root",
-            "DB_AUTH": "password",
-            "DB_PASSWORD": "",
-            "DB_TLS": "verify",
-            "DB_CONNECT_TIMEOUT": "3",
-        }
-    )
+    """Root over `host` with verified TLS (the local stack's settings turn TLS off)."""
+    env = database_env(host, server.port, "mysql", "root", "")
+    return DatabaseSettings.from_env(env | {"DB_TLS": "verify", "DB_CONNECT_TIMEOUT": "3"})
 
 
-def test_a_certificate_from_a_trusted_root_for_the_right_name_connects_encrypted(tls_server, certificates):
+def test_a_certificate_from_a_trusted_root_for_the_right_name_connects_encrypted(
+    tls_server: TlsMariaDB, certificates: Path
+) -> None:
     database = Database(settings_for(tls_server, "localhost"), trust_roots=certificates / "ca.pem")
     with database.connection().cursor() as cursor:
         cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
         assert cursor.fetchone()[1].startswith("TLSv1.")
 
 
-def test_a_certificate_outside_the_shipped_amazon_roots_is_refused(tls_server):
+def test_a_certificate_outside_the_shipped_amazon_roots_is_refused(tls_server: TlsMariaDB) -> None:
     # The default trust roots are the ones shipped in the layer: Amazon's, which did not sign this.
     database = Database(settings_for(tls_server, "localhost"))
     with pytest.raises(DatabaseUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
         database.connection()
 
 
-def test_a_certificate_for_another_host_name_is_refused(tls_server, certificates):
+def test_a_certificate_for_another_host_name_is_refused(tls_server: TlsMariaDB, certificates: Path) -> None:
     database = Database(settings_for(tls_server, "127.0.0.1"), trust_roots=certificates / "ca.pem")
     with pytest.raises(DatabaseUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|match"):
         database.connection()

@@ -1,53 +1,33 @@
 """Servers for the SQS suite: moto's server (the reference) and the emulator, both on free ports."""
 
-import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-ROOT = Path(__file__).resolve().parents[2]
+from local.servers import SqsEmulator, sqs_client
+from local.template import REPO_ROOT as ROOT
+
+__all__ = ["ROOT", "sqs_client", "start_emulator"]  # what the SQS tests import from here
 
 
-def sqs_client(endpoint: str):
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 1}),
-    )
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start `python -m local.sqs` on a free port; returns the process and its endpoint."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.sqs", "--port", "0", "--data", str(data_dir)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    startup_line = process.stdout.readline()
-    match = re.search(r"http://\S+", startup_line)
-    if match is None:
-        process.kill()
-        raise RuntimeError(f"emulator did not start: {startup_line!r}")
-    return process, match.group(0)
+    emulator = SqsEmulator(data_dir)
+    emulator.start()
+    return emulator.process.popen, emulator.endpoint
 
 
 @pytest.fixture(scope="session")
-def emulator_endpoint(tmp_path_factory) -> Iterator[str]:
-    process, endpoint = start_emulator(tmp_path_factory.mktemp("sqs-data"))
-    yield endpoint
-    process.terminate()
-    process.wait(10)
+def emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    emulator = SqsEmulator(tmp_path_factory.mktemp("sqs-data"))
+    emulator.start()
+    yield emulator.endpoint
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +40,13 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(params=["moto", "emulator"])
-def sqs(request):
+def sqs(request: pytest.FixtureRequest) -> Any:
     """The same boto3 client code against each backend."""
     return sqs_client(request.getfixturevalue(f"{request.param}_endpoint"))
 
 
 @pytest.fixture
-def emulator_sqs(emulator_endpoint):
+def emulator_sqs(emulator_endpoint: str) -> Any:
     """For behaviour where moto departs from the SQS Developer Guide."""
     return sqs_client(emulator_endpoint)
 

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from ingest.models import MAX_BODY_BYTES
-from local.events import api_event
+from local.testdata import api_event
 from tests.conftest import load_handler
 
 VALID = {

@@ -12,8 +12,8 @@ from moto import mock_aws
 from ingest.config import ConfigurationError, DatabaseSettings, RetrySettings
 from ingest.connection import Database
 from ingest.consumer import Consumer
-from local.events import queue_message
-from local.ports import free_port
+from local.servers import free_port
+from local.testdata import queue_message
 
 MAX_RECEIVE_COUNT = 25  # template.yaml's RedrivePolicy; test_template checks the template says so
 

@@ -9,12 +9,10 @@ promoted, `route_to` makes it the primary server, as RDS Proxy follows the new A
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
-from local.mariadb import find_binary
-from local.ports import ensure_port_free, is_port_free
-from local.replication import HEALTH_CHECK_USER
+from local.servers.process import ServerProcess, ensure_port_free, find_binary, is_port_free
+from local.servers.replication import HEALTH_CHECK_USER
 
 INSTALL_HINT = "install it with: apt-get install -y haproxy  (or run local/ensure-packages.sh)"
 
@@ -43,45 +41,29 @@ class HAProxy:
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int, workdir: Path):
+    def __init__(self, port: int, workdir: Path) -> None:
         self.port = port
         self.workdir = Path(workdir)
         self.config_path = self.workdir / "haproxy.cfg"
-        self.log_path = self.workdir / "haproxy.log"
-        self.process: subprocess.Popen | None = None
+        self.process = ServerProcess("haproxy", self.workdir / "haproxy.log")
 
     def start(self, writer: tuple[str, int], replica: tuple[str, int], timeout: float = 10) -> None:
         """Listen on `port`, sending connections to `writer` (name, port) and to `replica` as backup."""
-        binary = find_binary("haproxy", INSTALL_HINT)
         ensure_port_free(self.port, "HAProxy (the database endpoint)")
         self._write_config(writer, replica)
-        self.process = self._spawn(binary, [])
-        self._wait_until_listening(timeout)
+        self.process.start(self._command(), lambda: not is_port_free(self.port), timeout, poll_interval=0.05)
 
     def route_to(self, writer: tuple[str, int], replica: tuple[str, int]) -> None:
         """Make `writer` the primary server: a new haproxy takes over the port and ends the old one."""
-        if self.process is None:
-            raise RuntimeError("HAProxy is not running")
         self._write_config(writer, replica)
-        old = self.process
         # -st: the old process closes its sessions at once, so nobody stays on the demoted server.
-        self.process = self._spawn(find_binary("haproxy", INSTALL_HINT), ["-st", str(old.pid)])
-        old.wait(timeout=10)
+        self.process.hand_over(self._command("-st", str(self.process.popen.pid)))
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.process.stop()
 
     def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process.is_running()
 
     def _write_config(self, writer: tuple[str, int], replica: tuple[str, int]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -98,29 +80,12 @@ class HAProxy:
             )
         )
 
-    def _spawn(self, binary: str, extra: list[str]) -> subprocess.Popen:
+    def _command(self, *extra: str) -> list[str]:
+        """The haproxy command line, once haproxy itself has accepted the configuration."""
+        binary = find_binary("haproxy", INSTALL_HINT)
         validate = [binary, "-c", "-q", "-f", str(self.config_path)]
         check = subprocess.run(validate, capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy rejected {self.config_path}:\n{check.stdout}{check.stderr}")
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         # -db: stay in the foreground and print server state changes (writer DOWN/UP) to the log.
-        process = subprocess.Popen(
-            [binary, "-db", "-f", str(self.config_path), *extra],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        return process
-
-    def _wait_until_listening(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited during start-up; see {self.log_path}")
-            if not is_port_free(self.port):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"haproxy did not listen on {self.port} within {timeout}s")
+        return [binary, "-db", "-f", str(self.config_path), *extra]

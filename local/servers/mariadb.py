@@ -1,7 +1,7 @@
 """Throwaway MariaDB servers on 127.0.0.1: the local stand-in for Aurora MySQL.
 
 Each instance owns its data directory and port, writes a binary log with GTIDs and can therefore act
-as a replication primary or replica (see local.replication). Commits are durable
+as a replication primary or replica (see local.servers.replication). Commits are durable
 (innodb_flush_log_at_trx_commit=1), as they are on Aurora, so a SIGKILL loses nothing committed.
 """
 
@@ -9,29 +9,59 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
+import pymysql.cursors
 
-from local.ports import ensure_port_free
+from local.servers.process import MissingBinaryError, ServerProcess, ensure_port_free, find_binary, free_port
 
 INSTALL_HINT = "install it with: apt-get install -y mariadb-server  (or run local/ensure-packages.sh)"
-SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
 
-class MissingBinaryError(RuntimeError):
-    """A server binary the local stack needs is not installed."""
+def database_env(host: str, port: int, database: str, user: str, password: str) -> dict[str, str]:
+    """The handlers' database settings as the local stack gives them: password auth, no TLS."""
+    return {
+        "DB_HOST": host,
+        "DB_PORT": str(port),
+        "DB_NAME": database,
+        "DB_USER": user,
+        "DB_PASSWORD": password,
+        "DB_AUTH": "password",
+        "DB_TLS": "off",
+    }
 
 
-def find_binary(name: str, hint: str = INSTALL_HINT) -> str:
-    """Absolute path of `name`, looking in PATH and the sbin directories PATH often lacks."""
-    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SEARCH_DIRS))
-    if found is None:
-        raise MissingBinaryError(f"{name} not found; {hint}")
-    return found
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    """Where a MariaDB answers and who logs in: a throwaway server's root, or a server given to the tests."""
+
+    host: str
+    port: int
+    user: str = "root"
+    password: str = ""
+
+    def connect(self, database: str | None = None, **options: Any) -> pymysql.Connection[Any]:
+        """A connection in autocommit mode unless `options` say otherwise."""
+        settings: dict[str, Any] = {"autocommit": True} | options
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            **settings,
+        )
+
+    def env(self, database: str) -> dict[str, str]:
+        return database_env(self.host, self.port, database, self.user, self.password)
 
 
 class MariaDB:
@@ -39,17 +69,21 @@ class MariaDB:
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int, datadir: Path, server_id: int = 1, name: str | None = None):
+    def __init__(self, port: int, datadir: Path, server_id: int = 1, name: str | None = None) -> None:
         self.port = port
         self.datadir = Path(datadir)
         self.server_id = server_id
         self.name = name or f"mariadb-{port}"
         self.socket = self.datadir / "mysqld.sock"
-        self.log_path = self.datadir / "mariadbd.log"
-        self.process: subprocess.Popen | None = None
+        self.process = ServerProcess(self.name, self.datadir / "mariadbd.log")
 
     def __repr__(self) -> str:
         return f"MariaDB({self.name}, port={self.port}, datadir={self.datadir})"
+
+    @property
+    def endpoint(self) -> DatabaseEndpoint:
+        """Root over TCP (root has no password in these throwaway instances)."""
+        return DatabaseEndpoint(self.host, self.port)
 
     def start(self, timeout: float = 30, as_replica: bool = False) -> None:
         """Start the server (initialising an empty data directory first) and wait until it answers.
@@ -63,67 +97,35 @@ class MariaDB:
         ensure_port_free(self.port, self.name)
         if not (self.datadir / "mysql").is_dir():
             self._install()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen(
-            self._server_command(as_replica),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in the terminal reaches the stack, which stops us in order
-        )
-        log.close()
-        self._wait_until_ready(timeout)
+        self.process.start(self._server_command(as_replica), self._answers, timeout)
 
     def stop(self, timeout: float = 30) -> None:
         """Graceful shutdown (SIGTERM): InnoDB flushes and the binary log is closed cleanly."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        self.process.stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crashed host: InnoDB recovers from its redo log on the next start."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.process = None
+        self.process.kill()
 
     def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process.is_running()
 
-    def connect(self, database: str | None = None, **kwargs) -> pymysql.connections.Connection:
-        """A root connection over TCP (root has no password in these throwaway instances)."""
-        options = {"host": self.host, "port": self.port, "user": "root", "password": "", "autocommit": True}
-        options.update(kwargs)
-        return pymysql.connect(database=database, **options)
+    def connect(self, database: str | None = None, **options: Any) -> pymysql.Connection[Any]:
+        return self.endpoint.connect(database, **options)
 
     def execute(self, *statements: str) -> None:
         with self.connect() as conn, conn.cursor() as cursor:
             for statement in statements:
                 cursor.execute(statement)
 
-    def query(self, statement: str, args=None) -> list[dict]:
+    def query(self, statement: str, args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
         with self.connect(cursorclass=pymysql.cursors.DictCursor) as conn, conn.cursor() as cursor:
             cursor.execute(statement, args)
             return list(cursor.fetchall())
 
-    def remove_datadir(self) -> None:
-        """Delete the data directory; only valid once the server is down."""
-        if self.is_running():
-            raise RuntimeError(f"{self.name} is still running")
-        shutil.rmtree(self.datadir, ignore_errors=True)
-
     def _install(self, attempts: int = 3) -> None:
         command = [
-            find_binary("mariadb-install-db"),
+            find_binary("mariadb-install-db", INSTALL_HINT),
             "--no-defaults",
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
@@ -147,7 +149,7 @@ class MariaDB:
 
     def _server_command(self, as_replica: bool) -> list[str]:
         return [
-            find_binary("mariadbd"),
+            find_binary("mariadbd", INSTALL_HINT),
             "--no-defaults",
             f"--datadir={self.datadir}",
             f"--socket={self.socket}",
@@ -166,7 +168,7 @@ class MariaDB:
             "--innodb-flush-log-at-trx-commit=1",
             "--sync-binlog=1",
             "--max-connections=300",
-            "--skip-slave-start",  # replication is configured explicitly by local.replication
+            "--skip-slave-start",  # replication is configured explicitly by local.servers.replication
             # Lossless semi-sync on every instance, whatever its role: a commit is acknowledged only
             # once the replica has it, so a promoted replica holds every acknowledged row, as on
             # Aurora. With no replica connected the writer does not wait (wait_no_slave=OFF).
@@ -185,22 +187,34 @@ class MariaDB:
         # mariadbd refuses to run as root unless told to; elsewhere it runs as the calling user.
         return ["--user=root"] if os.geteuid() == 0 else []
 
-    def _wait_until_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                tail = self._log_tail()
-                raise RuntimeError(f"{self.name} exited during start-up; see {self.log_path}:\n{tail}")
-            try:
-                self.connect(connect_timeout=1).close()
-                return
-            except pymysql.err.OperationalError:
-                time.sleep(0.1)
-        self.kill()
-        raise TimeoutError(f"{self.name} did not accept connections within {timeout}s; see {self.log_path}")
-
-    def _log_tail(self, lines: int = 20) -> str:
+    def _answers(self) -> bool:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+            self.connect(connect_timeout=1).close()
+        except pymysql.err.OperationalError:
+            return False
+        return True
+
+
+@contextmanager
+def throwaway_mariadb(name: str, attempts: int = 3) -> Iterator[MariaDB]:
+    """A MariaDB on a free port with its own data directory, removed afterwards (never a shared server)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    try:
+        for attempt in range(1, attempts + 1):
+            # Another process may take the free port before the server binds it: draw another.
+            server = MariaDB(port=free_port(), datadir=workdir / "data", name=name)
+            try:
+                server.start()
+                break
+            except MissingBinaryError:
+                raise
+            except RuntimeError:  # the port was refused, or the server exited failing to bind it
+                server.kill()
+                if attempt == attempts:
+                    raise
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

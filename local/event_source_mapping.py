@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from local.lambda_runtime import InvocationFailed, WorkerProcess
-from local.queue import sqs_client
+from local.servers import sqs_client
 from local.template import LOCAL_REGION
 
-log = logging.getLogger("local.poller")
+log = logging.getLogger("local.event_source_mapping")
 
 # Lambda long-polls for 20 s; a shorter wait lets Ctrl-C stop the stack without a pause.
 WAIT_TIME_SECONDS = 2
@@ -30,14 +30,13 @@ WAIT_TIME_SECONDS = 2
 class BatchReport:
     """What one invocation did, for the stack's log."""
 
-    time: float
     received: int
     deleted: int
     failed: int
     error: str | None = None
 
 
-def lambda_record(message: dict, queue_arn: str) -> dict:
+def lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     """An SQS message as it appears in the Records of a Lambda event."""
     attributes = message.get("Attributes", {})
     record = {
@@ -88,16 +87,16 @@ class EventSourceMapping:
         function_timeout_s: float,
         logdir: Path,
         batch_size: int = 10,
-        handler: str = "functions.consumer.app.handler",
+        function: str = "consumer",
         function_name: str = "ConsumerFunction",
-    ):
+    ) -> None:
         self.endpoint = endpoint
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.batch_size = batch_size
         self.workers = [
             WorkerProcess(
-                handler,
+                function,
                 worker_environment,
                 function_name,
                 function_timeout_s,
@@ -166,26 +165,26 @@ class EventSourceMapping:
             if messages:
                 self._report(self._invoke(client, worker, messages))
 
-    def _invoke(self, client, worker: WorkerProcess, messages: list[dict]) -> BatchReport:
+    def _invoke(self, client: Any, worker: WorkerProcess, messages: list[dict[str, Any]]) -> BatchReport:
         event = {"Records": [lambda_record(message, self.queue_arn) for message in messages]}
         try:
             response = worker.invoke(event)
         except InvocationFailed as error:
             # Nothing is deleted: every message comes back after its visibility timeout.
-            return BatchReport(time.time(), len(messages), 0, len(messages), str(error))
+            return BatchReport(len(messages), 0, len(messages), str(error))
         if self._take_crash():
             worker.kill()
             log.warning(
                 "drill: killed a consumer after its commit, before deleting %d messages", len(messages)
             )
             worker.start()
-            return BatchReport(time.time(), len(messages), 0, len(messages), "killed before delete")
+            return BatchReport(len(messages), 0, len(messages), "killed before delete")
         failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [message for message in messages if message["MessageId"] not in failed_ids]
         deleted = self._delete(client, done)
-        return BatchReport(time.time(), len(messages), deleted, len(failed_ids))
+        return BatchReport(len(messages), deleted, len(failed_ids))
 
-    def _delete(self, client, messages: list[dict]) -> int:
+    def _delete(self, client: Any, messages: list[dict[str, Any]]) -> int:
         if not messages:
             return 0
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]

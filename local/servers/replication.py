@@ -2,17 +2,19 @@
 
 Aurora keeps every acknowledged commit through a failover because writer and reader share storage.
 The local pair gets the same promise from lossless semi-synchronous replication (AFTER_SYNC, see
-local.mariadb): a commit is acknowledged only once the replica holds it in its relay log, and the
+local.servers.mariadb): a commit is acknowledged only once the replica holds it in its relay log, and the
 promotion below applies the whole relay log before the replica accepts writes.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pymysql
+import pymysql.cursors
 
-from local.mariadb import MariaDB
+from local.servers.mariadb import MariaDB
 
 REPLICATION_USER = "repl"
 REPLICATION_PASSWORD = "repl-local-only"  # noqa: S105 - throwaway local instances on 127.0.0.1
@@ -58,14 +60,14 @@ def resume_replicating(replica: MariaDB, timeout: float = 30) -> None:
     wait_until_replicating(replica, timeout)
 
 
-def replica_status(replica: MariaDB) -> dict:
+def replica_status(replica: MariaDB) -> dict[str, Any]:
     rows = replica.query("SHOW SLAVE STATUS")
     return rows[0] if rows else {}
 
 
 def wait_until_replicating(replica: MariaDB, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    status: dict = {}
+    status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status = replica_status(replica)
         if status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes":
@@ -78,14 +80,6 @@ def wait_until_replicating(replica: MariaDB, timeout: float = 30) -> None:
         f"SQL={status.get('Slave_SQL_Running')} io_error={status.get('Last_IO_Error')!r} "
         f"sql_error={status.get('Last_SQL_Error')!r}"
     )
-
-
-def wait_until_caught_up(replica: MariaDB, primary: MariaDB, timeout: float = 30) -> None:
-    """Block until the replica has applied everything the primary has written so far."""
-    position = primary.query("SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
-    result = replica.query("SELECT MASTER_GTID_WAIT(%s, %s) AS waited", (position, timeout))[0]["waited"]
-    if result != 0:
-        raise TimeoutError(f"{replica.name} did not reach GTID {position} within {timeout}s")
 
 
 def promote(replica: MariaDB, timeout: float = 30) -> None:

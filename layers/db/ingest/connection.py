@@ -94,7 +94,8 @@ class Database:
     def _password(self) -> str:
         if self.settings.auth is DbAuth.IAM:
             return self._auth_token(self.settings)
-        return self.settings.password or ""
+        password = self.settings.password
+        return password.get_secret_value() if password is not None else ""
 
     def _open(self) -> pymysql.Connection:
         settings = self.settings

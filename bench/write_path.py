@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from bench.common import (
     DEVNULL,
     LAMBDA_ENV,
+    QUEUE_URL,
     Server,
     count_records,
     create_database,
@@ -100,7 +101,9 @@ def run(quick: bool = False) -> dict:
         devnull = DEVNULL
         progress(f"write path: MariaDB on port {server.port}; {repetitions} repetitions")
         create_database(server, DATABASE)
-        env = LAMBDA_ENV | server.env(DATABASE) | {"QUEUE_URL": "", "POWERTOOLS_TRACE_DISABLED": "true"}
+        # The queues are never called: every record commits on its first receive.
+        queues = {"QUEUE_URL": QUEUE_URL, "DEAD_LETTER_QUEUE_URL": QUEUE_URL, "MAX_RECEIVE_COUNT": "25"}
+        env = LAMBDA_ENV | server.env(DATABASE) | queues | {"POWERTOOLS_TRACE_DISABLED": "true"}
         with contextlib.redirect_stdout(devnull):
             consumer = load_handler_module("consumer", env)
         warmup = queue_messages(50, seed=999)

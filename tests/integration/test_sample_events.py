@@ -58,9 +58,8 @@ def test_producer_events(producer, lambda_context):
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "2"
 
 
-def test_consumer_and_reader_events(test_database, monkeypatch, lambda_context):
-    monkeypatch.delenv("QUEUE_URL", raising=False)
-    consumer = load_handler("consumer", monkeypatch, test_database.env)
+def test_consumer_and_reader_events(test_database, consumer_queues, monkeypatch, lambda_context):
+    consumer = load_handler("consumer", monkeypatch, test_database.env | consumer_queues.env)
     reader = load_handler("reader", monkeypatch, test_database.env)
 
     assert consumer.handler(event("consumer-batch-two-customers.json"), lambda_context) == {

@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,17 +68,16 @@ def parse_customer(document: Any) -> CustomerIn:
 
 
 class Producer:
-    def __init__(self, queue_url: str, sqs: MessageSender, clock: Callable[[], int] = _now_micros) -> None:
+    def __init__(self, queue_url: str, sqs: MessageSender) -> None:
         self.queue_url = queue_url
         self.sqs = sqs
-        self.clock = clock
 
     def accept(self, customer: CustomerIn, idempotency_key: str | None, caller: str) -> Accepted:
         request_id = request_id_for(idempotency_key, caller, customer)
         message = QueueMessage(
             request_id=request_id,
             customer_id=customer.customer_id,
-            accepted_at=self.clock(),
+            accepted_at=_now_micros(),
             payload=customer.model_dump(mode="json", exclude_none=True),
         )
         try:

@@ -160,7 +160,7 @@ class Consumer:
             # The whole batch waits in the queue; storing it again later is harmless (primary key).
             reasons = {message_id: reasons.get(message_id, "database unavailable") for message_id, _ in batch}
         failed = {message_id: reasons[message_id] for message_id, _ in batch if message_id in reasons}
-        self._delay_retries(records, failed, stored.database_unavailable)
+        self._hide(self._retry_delays(records, failed, stored.database_unavailable))
         return BatchOutcome(
             inserted=stored.inserted,
             duplicates=stored.duplicates,
@@ -277,17 +277,17 @@ class Consumer:
         logger.warning("poison record moved to the dead-letter queue", message_id=record.message_id)
         return True
 
-    def _delay_retries(
+    def _retry_delays(
         self, records: Sequence[ReceivedRecord], failed: Mapping[str, str], database_unavailable: bool
-    ) -> None:
-        """Hide failed records for a while before their next receive (best effort).
+    ) -> list[VisibilityEntry]:
+        """How long each failed record stays hidden before its next receive.
 
         Database down: exponential backoff on the receive count, so an outage of an hour uses far
         fewer receives than maxReceiveCount. Poison: the short base delay, so the record reaches the
         dead-letter queue soon and its customer's later records flow again.
         """
         retry = self.settings.retry
-        entries: list[VisibilityEntry] = [
+        return [
             {
                 "Id": str(index),
                 "ReceiptHandle": record.receipt_handle,
@@ -297,6 +297,9 @@ class Consumer:
             }
             for index, record in enumerate(record for record in records if record.message_id in failed)
         ]
+
+    def _hide(self, entries: Sequence[VisibilityEntry]) -> None:
+        """Set the records' visibility timeouts (best effort: the queue's own timeout applies otherwise)."""
         for start in range(0, len(entries), VISIBILITY_BATCH_SIZE):
             chunk = entries[start : start + VISIBILITY_BATCH_SIZE]
             try:

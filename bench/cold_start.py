@@ -37,18 +37,30 @@ PROBE = (
     "import app\n"
     "print((time.perf_counter_ns() - started) / 1e6)\n"
 )
-DB = {"DB_HOST": "proxy.proxy-abc123.us-east-1.rds.amazonaws.com", "DB_PORT": "3306"}
-DB |= {"DB_NAME": shared_values().database_name}
-DB |= {"DB_AUTH": "iam", "DB_TLS": "verify"}
+DB = {
+    "DB_HOST": "proxy.proxy-abc123.us-east-1.rds.amazonaws.com",
+    "DB_PORT": "3306",
+    "DB_NAME": shared_values().database_name,
+    "DB_AUTH": "iam",
+    "DB_TLS": "verify",
+}
 QUEUE = {"QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-CustomerQueue.fifo"}
+DEAD_LETTER_QUEUE = {
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-DeadLetterQueue.fifo",
+    "MAX_RECEIVE_COUNT": str(shared_values().max_receive_count),
+}
 FUNCTION_ENV = {
     "producer": QUEUE,
-    "consumer": QUEUE | DB | {"DB_USER": "ingest_app", "RETRY_BASE_SECONDS": "5", "RETRY_MAX_SECONDS": "300"},
+    "consumer": QUEUE
+    | DEAD_LETTER_QUEUE
+    | DB
+    | {"DB_USER": "ingest_app", "RETRY_BASE_SECONDS": "5", "RETRY_MAX_SECONDS": "300"},
     "reader": DB | {"DB_USER": "ingest_app"},
     "migrator": DB
     | {
         "DB_USER": "admin",
         "APP_DB_USER": "ingest_app",
+        "READER_DB_USER": "ingest_reader",
         "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-user-AbCdEf",
     },
 }

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from bench.common import (
     DEVNULL,
     LAMBDA_ENV,
+    QUEUE_URL,
     count_records,
     create_database,
     median,
@@ -30,6 +31,7 @@ from bench.common import (
 )
 from local.lambda_runtime import Handler, LambdaContext, load_function_module
 from local.servers import DatabaseEndpoint, throwaway_mariadb
+from local.template import shared_values
 
 DATABASE = "bench_write"
 INSERT = "INSERT INTO customer_records (request_id, customer_id, payload, accepted_at) VALUES "
@@ -100,7 +102,13 @@ def run(quick: bool = False) -> dict:
         devnull = DEVNULL
         progress(f"write path: MariaDB on port {server.port}; {repetitions} repetitions")
         create_database(server, DATABASE)
-        env = LAMBDA_ENV | server.env(DATABASE) | {"QUEUE_URL": "", "POWERTOOLS_TRACE_DISABLED": "true"}
+        # The queues are never called: every record commits on its first receive.
+        queues = {
+            "QUEUE_URL": QUEUE_URL,
+            "DEAD_LETTER_QUEUE_URL": QUEUE_URL,
+            "MAX_RECEIVE_COUNT": str(shared_values().max_receive_count),
+        }
+        env = LAMBDA_ENV | server.env(DATABASE) | queues | {"POWERTOOLS_TRACE_DISABLED": "true"}
         os.environ.update(env)  # the handler reads its settings at import, as in Lambda
         with contextlib.redirect_stdout(devnull):
             consumer = load_function_module("consumer")

@@ -1,31 +1,30 @@
 """SQS FIFO batch -> one transaction in Aurora, through RDS Proxy; failures reported per record."""
 
-import os
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.config import DatabaseSettings, RetrySettings
+from ingest.clients import fail_fast_config
+from ingest.config import ConsumerSettings
 from ingest.connection import Database
 from ingest.consumer import BatchOutcome, Consumer
+
+# The function's Timeout in template.yaml (a unit test keeps the two equal). The consumer's SQS
+# calls (retry delays, dead-lettering) get half of it; the database work the other half.
+FUNCTION_TIMEOUT_S = 30
 
 logger = Logger()
 tracer = Tracer(patch_modules=("botocore", "pymysql"))  # only what it calls: fewer imports at cold start
 metrics = Metrics()
-# skip_group_on_error: a failed record fails only the rest of its own message group.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+settings = ConsumerSettings.from_env()
 consumer = Consumer(
-    database=Database(DatabaseSettings.from_env()),
-    retry=RetrySettings.from_env(),
-    queue_url=os.environ.get("QUEUE_URL"),
-    sqs=boto3.client("sqs"),
-    logger=logger,
-    # The queue's RedrivePolicy, so that a poison record leaves on the receive SQS would move it.
-    dead_letter_queue_url=os.environ.get("DEAD_LETTER_QUEUE_URL"),
-    max_receive_count=int(os.environ["MAX_RECEIVE_COUNT"]) if os.environ.get("MAX_RECEIVE_COUNT") else None,
+    database=Database(settings.database),
+    settings=settings,
+    sqs=boto3.client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S / 2)),
 )
 
 
@@ -42,7 +41,7 @@ def _emit_metrics(outcome: BatchOutcome) -> None:
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 @metrics.log_metrics
-def handler(event, context):
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     records = [SQSRecord(raw) for raw in event["Records"]]
     outcome = consumer.process(records)
     _emit_metrics(outcome)
@@ -54,17 +53,4 @@ def handler(event, context):
         duplicates=outcome.duplicates,
         failed=len(outcome.failed),
     )
-    if not outcome.failed:
-        return {"batchItemFailures": []}
-    if len(outcome.failed) == len(records):
-        # Every record waits in the queue (the database is away, or only poison and its group came):
-        # reported as item failures rather than raised, so the function does not count an error.
-        return {"batchItemFailures": [{"itemIdentifier": record.message_id} for record in records]}
-
-    def fail_if_not_stored(record: SQSRecord) -> None:
-        if record.message_id in outcome.failed:
-            raise RuntimeError(outcome.failed[record.message_id])
-
-    return process_partial_response(
-        event=event, record_handler=fail_if_not_stored, processor=processor, context=context
-    )
+    return outcome.batch_item_failures()

@@ -1,11 +1,12 @@
 """CloudFormation custom resource: applies the schema (idempotently) through the proxy on every deploy."""
 
-import os
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.config import DatabaseSettings
+from ingest.config import MigratorSettings
 from ingest.connection import Database
 from ingest.migrator import PHYSICAL_ID_PREFIX, connect_with_retry, migrate, send_response
 from ingest.schema import IAM_AUTHENTICATION
@@ -15,9 +16,9 @@ metrics = Metrics()
 tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
 # Logs in as the master user (DB_USER) with an IAM token; creates the functions' users (APP_DB_USER,
 # READER_DB_USER).
-settings = DatabaseSettings.from_env()
+settings = MigratorSettings.from_env()
 # No default database: on the first deploy it does not exist yet.
-database = Database(settings, select_database=False)
+database = Database(settings.database, select_database=False)
 APP_USER_AUTHENTICATION = IAM_AUTHENTICATION
 # Keep this much of the function's time to answer CloudFormation whatever happens.
 ANSWER_MARGIN_MS = 60_000
@@ -26,17 +27,17 @@ ANSWER_MARGIN_MS = 60_000
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event, context):
-    physical_id = event.get("PhysicalResourceId") or f"{PHYSICAL_ID_PREFIX}-{settings.name}"
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    physical_id = event.get("PhysicalResourceId") or f"{PHYSICAL_ID_PREFIX}-{settings.database.name}"
     status, reason, data = "SUCCESS", "", {}
     budget_s = max(context.get_remaining_time_in_millis() - ANSWER_MARGIN_MS, 0) / 1000
     try:
         data = migrate(
             event,
-            lambda: connect_with_retry(database.connection, budget_s, logger),
-            os.environ["APP_DB_USER"],
-            os.environ["READER_DB_USER"],
-            settings.name,
+            lambda: connect_with_retry(database.connection, budget_s),
+            settings.app_db_user,
+            settings.reader_db_user,
+            settings.database.name,
             APP_USER_AUTHENTICATION,
         )
         logger.info("schema request done", request_type=event["RequestType"], **data)

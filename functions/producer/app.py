@@ -1,41 +1,49 @@
 """POST /customers: validate, enqueue to the FIFO queue, answer 202 only once SQS has the message."""
 
-import os
 from http import HTTPStatus
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.config import Config
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.api import ApiError
+from ingest.api import API_GATEWAY_TIMEOUT_S, RequestError, Unavailable
+from ingest.clients import fail_fast_config
+from ingest.config import ProducerSettings
 from ingest.producer import Producer, parse_customer
-from ingest.rest import caller_of, json_response, register_error_handlers
+from ingest.rest import caller_of, json_document, json_response, register_error_handlers
 
 logger = Logger()
 tracer = Tracer(patch_modules=("botocore",))  # only what this function calls: fewer imports at cold start
 metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
-# Fail fast when SQS does not answer: one retry, then 503 with Retry-After, well inside API Gateway's
-# 29 s, instead of boto3's default of several attempts (seconds per request while SQS is away, which
-# piles up concurrent executions until requests time out with a 504 the client cannot retry safely).
-SQS_CLIENT_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-producer = Producer(queue_url=os.environ["QUEUE_URL"], sqs=boto3.client("sqs", config=SQS_CLIENT_CONFIG))
+settings = ProducerSettings.from_env()
+# Fail fast when SQS does not answer: a 503 with Retry-After inside API Gateway's 29 s, instead of
+# boto3's default of several attempts (seconds per request while SQS is away, which piles up
+# concurrent executions until requests time out with a 504 the client cannot retry safely).
+producer = Producer(
+    queue_url=settings.queue_url,
+    sqs=boto3.client("sqs", config=fail_fast_config(within_s=API_GATEWAY_TIMEOUT_S)),
+)
 
 
 @app.post("/customers")
 @tracer.capture_method
-def post_customer():
+def post_customer() -> Response:
     event = app.current_event
     try:
-        customer = parse_customer(event.body, event.is_base64_encoded, event.headers.get("content-type"))
+        document = json_document(event.body, event.is_base64_encoded, event.headers.get("content-type"))
+        customer = parse_customer(document)
         accepted = producer.accept(customer, event.headers.get("idempotency-key"), caller_of(event))
-    except ApiError as error:
+    except RequestError as error:
         metrics.add_metric(
-            name="QueueUnavailable" if error.status >= 500 else "Rejected", unit=MetricUnit.Count, value=1
+            name="QueueUnavailable" if isinstance(error, Unavailable) else "Rejected",
+            unit=MetricUnit.Count,
+            value=1,
         )
         raise
     metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
@@ -46,5 +54,5 @@ def post_customer():
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event, context):
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

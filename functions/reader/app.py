@@ -1,13 +1,15 @@
 """GET /customers/{customer_id} and GET /records/{request_id}, read through the proxy."""
 
 from http import HTTPStatus
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.config import DatabaseSettings
+from ingest.config import ReaderSettings
 from ingest.connection import Database
 from ingest.reader import Reader
 from ingest.rest import json_response, register_error_handlers
@@ -17,24 +19,24 @@ tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports
 metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
-reader = Reader(Database(DatabaseSettings.from_env()))
+reader = Reader(Database(ReaderSettings.from_env().database))
 
 
 @app.get("/customers/<customer_id>")
 @tracer.capture_method
-def get_customer(customer_id: str):
+def get_customer(customer_id: str) -> Response:
     return json_response(HTTPStatus.OK, reader.customer(customer_id))
 
 
 @app.get("/records/<request_id>")
 @tracer.capture_method
-def get_record(request_id: str):
+def get_record(request_id: str) -> Response:
     return json_response(HTTPStatus.OK, reader.record(request_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event, context):
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Reads", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

@@ -13,14 +13,15 @@ import queue
 import time
 from http import HTTPStatus
 
-from ingest.api import ApiError
+from ingest.api import API_GATEWAY_TIMEOUT_S, RequestError
 from ingest.config import DatabaseSettings
 from ingest.connection import Database
 from ingest.models import QueueMessage
 from ingest.producer import parse_customer, request_id_for
 from ingest.repository import store_batch
+from ingest.rest import error_reply, json_document
+from ingest.retry import call_with_retries, fixed_pause
 
-API_TIMEOUT_S = 29
 RETRY_PAUSE_S = 0.5
 # Concurrent invocations that may hold a database connection (Lambda concurrency, in effect).
 CONNECTION_POOL_SIZE = 50
@@ -36,30 +37,37 @@ class DirectWriter:
     def handler(self, event: dict, context) -> dict:
         headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
         try:
-            customer = parse_customer(
+            document = json_document(
                 event.get("body"), event.get("isBase64Encoded", False), headers.get("content-type")
             )
+            customer = parse_customer(document)
             request_id = request_id_for(headers.get("idempotency-key"), "anonymous", customer)
-        except ApiError as error:
-            return _response(error.status, error.body())
+        except RequestError as error:
+            status, body, _ = error_reply(error)
+            return _response(status, body)
         message = QueueMessage(
             request_id=request_id,
             customer_id=customer.customer_id,
             accepted_at=time.time_ns() // 1_000,
             payload=customer.model_dump(mode="json", exclude_none=True),
         )
-        deadline = time.monotonic() + API_TIMEOUT_S
         database = self._pool.get()
+
+        def store() -> None:
+            try:
+                store_batch(database.connection(), [message])
+            except Exception:
+                database.discard()
+                raise
+
         try:
-            while True:
-                try:
-                    store_batch(database.connection(), [message])
-                    break
-                except Exception:
-                    database.discard()
-                    if not self.retry or time.monotonic() >= deadline:
-                        raise  # an unhandled error: API Gateway answers 502 (or 504 after 29 s)
-                    time.sleep(RETRY_PAUSE_S)
+            # An error left unhandled: API Gateway answers 502 (or 504 after its timeout).
+            call_with_retries(
+                store,
+                retry_if=lambda error: self.retry,
+                pause_s=fixed_pause(RETRY_PAUSE_S),
+                budget_s=API_GATEWAY_TIMEOUT_S,
+            )
         finally:
             self._pool.put(database)
         return _response(

@@ -76,7 +76,8 @@ class Monitor:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT @@global.read_only")
-                return cursor.fetchone()[0] == 0
+                row = cursor.fetchone()
+                return row is not None and row[0] == 0
         except pymysql.MySQLError:
             return False
         finally:

@@ -1,16 +1,14 @@
-"""The consumer handler against a real MariaDB: invariants 1 and 3 of DESIGN.md, batch by batch."""
+"""The consumer handler against a real MariaDB: promises 1 and 3 of the README, batch by batch."""
 
 from __future__ import annotations
 
 import json
 import threading
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from moto import mock_aws
 
-from ingest.config import RetrySettings
+from ingest.config import ConsumerSettings
 from ingest.connection import Database
 from ingest.consumer import Consumer
 from ingest.schema import apply_schema
@@ -21,10 +19,8 @@ T0 = 1_764_000_000_000_000  # microseconds
 
 
 @pytest.fixture
-def consumer(test_database, monkeypatch):
-    # No QUEUE_URL: retry delays are a best-effort SQS call, tested with moto in the unit tests.
-    monkeypatch.delenv("QUEUE_URL", raising=False)
-    return load_handler("consumer", monkeypatch, test_database.env)
+def consumer(test_database, queues, monkeypatch):
+    return load_handler("consumer", monkeypatch, test_database.env | queues.env)
 
 
 def records_of(test_database) -> list[tuple]:
@@ -195,7 +191,7 @@ def own_server(tmp_path):
 
 
 def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_back(
-    own_server, monkeypatch, lambda_context
+    own_server, queues, monkeypatch, lambda_context
 ):
     # GIVEN a consumer container that has already written through its connection
     with own_server.connect() as connection:
@@ -210,7 +206,7 @@ def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_
         "DB_TLS": "off",
         "DB_CONNECT_TIMEOUT": "1",
     }
-    consumer = load_handler("consumer", monkeypatch, env)
+    consumer = load_handler("consumer", monkeypatch, env | queues.env)
     assert (
         failed_ids(consumer.handler(sqs_event(sqs_record(queue_message("olga", T0))), lambda_context)) == []
     )
@@ -263,30 +259,26 @@ def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
 
 
 def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes_on(
-    test_database, monkeypatch, lambda_context
+    consumer, queues, test_database, lambda_context
 ):
-    # GIVEN a FIFO dead-letter queue (moto) and a consumer told the queue's maxReceiveCount
-    with mock_aws():
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        dead_letter_url = sqs.create_queue(QueueName="dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        env = {**test_database.env, "DEAD_LETTER_QUEUE_URL": dead_letter_url, "MAX_RECEIVE_COUNT": "25"}
-        consumer = load_handler("consumer", monkeypatch, env)
-        poison_body = '{"request_id": "r-uma-1", "customer_id": "uma"}'
+    # GIVEN a consumer told the queue's FIFO dead-letter queue (moto) and maxReceiveCount (25)
+    sqs, dead_letter_url = queues.sqs, queues.env["DEAD_LETTER_QUEUE_URL"]
+    poison_body = '{"request_id": "r-uma-1", "customer_id": "uma"}'
 
-        # WHEN the poison comes on an earlier receive, then on its 25th, each time with uma's next record
-        earlier = consumer.handler(
-            sqs_event(
-                sqs_record(poison_body, group="uma", receive_count=24),
-                sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=24),
-            ),
-            lambda_context,
-        )
-        last_poison = sqs_record(poison_body, group="uma", receive_count=25)
-        last = consumer.handler(
-            sqs_event(last_poison, sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=25)),
-            lambda_context,
-        )
-        parked = sqs.receive_message(QueueUrl=dead_letter_url, AttributeNames=["All"])["Messages"]
+    # WHEN the poison comes on an earlier receive, then on its 25th, each time with uma's next record
+    earlier = consumer.handler(
+        sqs_event(
+            sqs_record(poison_body, group="uma", receive_count=24),
+            sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=24),
+        ),
+        lambda_context,
+    )
+    last_poison = sqs_record(poison_body, group="uma", receive_count=25)
+    last = consumer.handler(
+        sqs_event(last_poison, sqs_record(queue_message("uma", T0 + 1, "r-uma-2"), receive_count=25)),
+        lambda_context,
+    )
+    parked = sqs.receive_message(QueueUrl=dead_letter_url, AttributeNames=["All"])["Messages"]
 
     # THEN before its last receive it fails with its group, as before
     assert len(failed_ids(earlier)) == 2
@@ -298,12 +290,14 @@ def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes
     assert records_of(test_database) == [("r-uma-2", "uma")]
 
 
-def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_database):
+def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_database, queues):
     # GIVEN five consumers at once, as the event source mapping runs them, each on its own customers
     # (FIFO groups never overlap in flight); InnoDB's gap locks make their transactions deadlock now
     # and then (about 1 batch in 170 here without the consumer's retries)
+    settings = ConsumerSettings.from_env(test_database.env | queues.env)
+
     def consume(worker: int, failures: list[str]) -> None:
-        consumer = Consumer(Database(test_database.settings), RetrySettings.from_env({}))
+        consumer = Consumer(Database(settings.database), settings, queues.sqs)
         for batch in range(200):
             records = [
                 SQSRecord(sqs_record(queue_message(f"w{worker}-c{(batch + n) % 20}", T0 + batch * 10 + n)))

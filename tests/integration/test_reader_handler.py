@@ -13,9 +13,8 @@ T0 = 1_764_000_000_000_000
 
 
 @pytest.fixture
-def handlers(test_database, monkeypatch, lambda_context):
-    monkeypatch.delenv("QUEUE_URL", raising=False)
-    consumer = load_handler("consumer", monkeypatch, test_database.env)
+def handlers(test_database, queues, monkeypatch, lambda_context):
+    consumer = load_handler("consumer", monkeypatch, test_database.env | queues.env)
     reader = load_handler("reader", monkeypatch, test_database.env)
     return consumer, reader
 

@@ -1,4 +1,4 @@
-"""The producer handler with moto's SQS: invariants 2 and 4 of DESIGN.md."""
+"""The producer handler with moto's SQS: promises 2 and 4 of the README."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retry delays: short outages recover fast, an hour-long one stays within maxReceiveCount (invariant 6)."""
+"""Retry delays: short outages recover fast, an hour-long one stays within maxReceiveCount (promise 6)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from moto import mock_aws
 
-from ingest.config import ConfigurationError, DatabaseSettings, RetrySettings
+from ingest.config import ConfigurationError, ConsumerSettings, DatabaseSettings, RetrySettings
 from ingest.connection import Database
 from ingest.consumer import Consumer
 from local.servers import free_port
@@ -78,6 +78,7 @@ def test_with_the_database_down_failed_records_are_hidden_for_the_backoff_delay(
     url = sqs.create_queue(QueueName="q.fifo", Attributes={"FifoQueue": "true", "VisibilityTimeout": "0"})[
         "QueueUrl"
     ]
+    dead_letter_url = sqs.create_queue(QueueName="dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     for customer in ("a", "b"):
         body = json.dumps(queue_message(customer, 1_764_000_000_000_000))
         sqs.send_message(
@@ -99,7 +100,7 @@ def test_with_the_database_down_failed_records_are_hidden_for_the_backoff_delay(
     assert {record.attributes.approximate_receive_count for record in records} == {"2"}
 
     # AND a consumer whose database does not answer
-    settings = DatabaseSettings.from_env(
+    settings = ConsumerSettings.from_env(
         {
             "DB_HOST": "127.0.0.1",
             "DB_PORT": str(free_port()),
@@ -107,9 +108,12 @@ def test_with_the_database_down_failed_records_are_hidden_for_the_backoff_delay(
             "DB_AUTH": "password",
             "DB_TLS": "off",
             "DB_CONNECT_TIMEOUT": "1",
+            "QUEUE_URL": url,
+            "DEAD_LETTER_QUEUE_URL": dead_letter_url,
+            "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
     )
-    consumer = Consumer(Database(settings), RetrySettings.from_env({}), queue_url=url, sqs=sqs)
+    consumer = Consumer(Database(settings.database), settings, sqs)
 
     # WHEN it processes the batch
     outcome = consumer.process(records)

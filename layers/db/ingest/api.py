@@ -1,8 +1,6 @@
-"""Error replies of the API: one JSON shape, a status that says whose fault it was."""
+"""What the API logic can say went wrong, in its own terms; ingest.rest turns each into an HTTP reply."""
 
 from __future__ import annotations
-
-from http import HTTPStatus
 
 # API Gateway ends an integration after this long and answers 504: every API function must answer
 # sooner (the producer's SQS client, the local stack's gateway and the drill's baselines use it).
@@ -11,26 +9,30 @@ API_GATEWAY_TIMEOUT_S = 29
 RETRY_AFTER_SECONDS = 2
 
 
-class ApiError(Exception):
-    """Raised by the API logic; the handlers turn it into {"error": {...}} with its status."""
+class RequestError(Exception):
+    """A request the API cannot fulfil: `code` names the case for clients, `message` explains it."""
 
-    def __init__(
-        self,
-        status: HTTPStatus,
-        code: str,
-        message: str,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
-        self.field = field
-        self.headers = headers or {}
 
-    def body(self) -> dict[str, dict[str, str]]:
-        error = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"error": error}
+
+class InvalidInput(RequestError):
+    """The request itself is wrong; `field` names the part of it (a body field, a header, a path id)."""
+
+    def __init__(self, code: str, message: str, field: str) -> None:
+        super().__init__(code, message)
+        self.field = field
+
+
+class NotFound(RequestError):
+    """What the request names does not exist (yet)."""
+
+
+class Unavailable(RequestError):
+    """A dependency is away; the same request may succeed after `retry_after_s` seconds."""
+
+    def __init__(self, code: str, message: str, retry_after_s: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(code, message)
+        self.retry_after_s = retry_after_s

@@ -1,15 +1,39 @@
-"""Configuration from the environment, read once per container and checked up front."""
+"""Configuration from the environment: one typed model per function, read once per container at import.
+
+Each field names its environment variable (its alias). A variable that is unset or blank takes the
+field's default, or, without one, is reported missing; a value that does not fit is refused. Either
+way the function fails at start with a ConfigurationError that names the variable, instead of
+running half-configured.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 # Amazon's root CAs (and the Starfield root they cross-sign from): RDS Proxy presents an ACM
 # certificate that chains to them, so no RDS-specific bundle is needed.
 AMAZON_TRUST_ROOTS = Path(__file__).with_name("certs") / "amazon-trust-roots.pem"
+# SQS caps a visibility timeout at 12 hours.
+MAX_VISIBILITY_TIMEOUT_S = 43_200
+
+QueueUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
 
 
 class ConfigurationError(RuntimeError):
@@ -26,94 +50,104 @@ class DbTls(StrEnum):
     OFF = "off"  # plain TCP (local stack only)
 
 
-def _choice[E: StrEnum](env: dict[str, str], name: str, enum: type[E], default: E) -> E:
-    raw = env.get(name, default.value)
-    try:
-        return enum(raw)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise ConfigurationError(f"{name}={raw!r} is not one of: {allowed}") from None
+class EnvironmentSettings(BaseModel):
+    """Settings read from environment variables; a field of this type reads the same variables."""
 
-
-def _number(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _required(env: dict[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"environment variable {name} is required")
-    return value
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    host: str
-    port: int
-    name: str
-    user: str
-    auth: DbAuth
-    tls: DbTls
-    connect_timeout: float
-    region: str | None
-    password: str | None
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> DatabaseSettings:
-        env = dict(os.environ if env is None else env)
-        host, user = _required(env, "DB_HOST"), _required(env, "DB_USER")
-        auth = _choice(env, "DB_AUTH", DbAuth, DbAuth.IAM)
-        password = None
-        if auth is DbAuth.PASSWORD:
-            password = env.get("DB_PASSWORD", "")
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-        if auth is DbAuth.IAM and not region:
-            raise ConfigurationError("DB_AUTH=iam needs AWS_REGION to sign the database auth token")
-        return cls(
-            host=host,
-            port=int(_number(env, "DB_PORT", 3306)),
-            name=env.get("DB_NAME", "ingest"),
-            user=user,
-            auth=auth,
-            tls=_choice(env, "DB_TLS", DbTls, DbTls.VERIFY),
-            connect_timeout=_number(env, "DB_CONNECT_TIMEOUT", 3.0),
-            region=region,
-            password=password,
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The settings from `env` (os.environ when None); ConfigurationError names what is wrong."""
+        try:
+            return cls.model_validate(dict(os.environ if env is None else env))
+        except ValidationError as error:
+            raise ConfigurationError("; ".join(map(_explain, error.errors()))) from None
 
-    def __repr__(self) -> str:  # never print the password
-        return (
-            f"DatabaseSettings({self.user}@{self.host}:{self.port}/{self.name}, {self.auth}, tls={self.tls})"
-        )
+    @model_validator(mode="before")
+    @classmethod
+    def _read_the_environment(cls, env: Any) -> Any:
+        if not isinstance(env, Mapping):
+            return env
+        variables = {name: value for name, value in env.items() if isinstance(value, str) and value.strip()}
+        nested = {
+            name: variables
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, EnvironmentSettings)
+        }
+        return {**variables, **nested}
 
 
-@dataclass(frozen=True)
-class RetrySettings:
+def _explain(error: ErrorDetails) -> str:
+    variable = next((str(part) for part in reversed(error["loc"]) if str(part).isupper()), None)
+    if error["type"] == "missing":
+        return f"environment variable {variable} is required"
+    if variable is None:  # a rule across variables, whose message names them
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    return f"environment variable {variable}={error['input']!r} is invalid: {error['msg']}"
+
+
+class DatabaseSettings(EnvironmentSettings):
+    host: str = Field(validation_alias="DB_HOST")
+    port: int = Field(3306, gt=0, validation_alias="DB_PORT")
+    name: str = Field("ingest", validation_alias="DB_NAME")
+    user: str = Field(validation_alias="DB_USER")
+    auth: DbAuth = Field(DbAuth.IAM, validation_alias="DB_AUTH")
+    tls: DbTls = Field(DbTls.VERIFY, validation_alias="DB_TLS")
+    connect_timeout: float = Field(3.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT")
+    region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    # Local stack only (DB_AUTH=password); a SecretStr never shows in repr, logs or errors.
+    password: SecretStr | None = Field(None, validation_alias="DB_PASSWORD")
+
+    @model_validator(mode="after")
+    def _iam_needs_a_region(self) -> Self:
+        if self.auth is DbAuth.IAM and not self.region:
+            raise ValueError("DB_AUTH=iam needs AWS_REGION to sign the database auth token")
+        return self
+
+
+class RetrySettings(EnvironmentSettings):
     """Backoff for batches the database could not take: first retry after base, doubling to max."""
 
-    base_seconds: int
-    max_seconds: int
+    base_seconds: int = Field(5, gt=0, validation_alias="RETRY_BASE_SECONDS")
+    max_seconds: int = Field(300, gt=0, validation_alias="RETRY_MAX_SECONDS")
 
+    @field_validator("max_seconds")
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> RetrySettings:
-        env = dict(os.environ if env is None else env)
-        base = int(_number(env, "RETRY_BASE_SECONDS", 5))
-        # SQS caps a visibility timeout at 12 hours.
-        maximum = min(int(_number(env, "RETRY_MAX_SECONDS", 300)), 43_200)
-        if base > maximum:
-            raise ConfigurationError("RETRY_BASE_SECONDS must not exceed RETRY_MAX_SECONDS")
-        return cls(base_seconds=base, max_seconds=maximum)
+    def _within_what_sqs_allows(cls, value: int) -> int:
+        return min(value, MAX_VISIBILITY_TIMEOUT_S)
+
+    @model_validator(mode="after")
+    def _base_within_max(self) -> Self:
+        if self.base_seconds > self.max_seconds:
+            raise ValueError("RETRY_BASE_SECONDS must not exceed RETRY_MAX_SECONDS")
+        return self
 
     def delay_after(self, receive_count: int) -> int:
         """Seconds to keep a message hidden after its receive_count-th failed attempt."""
         exponent = max(receive_count - 1, 0)
         return min(self.base_seconds * 2 ** min(exponent, 30), self.max_seconds)
+
+
+class ProducerSettings(EnvironmentSettings):
+    queue_url: QueueUrl = Field(validation_alias="QUEUE_URL")
+
+
+class ConsumerSettings(EnvironmentSettings):
+    database: DatabaseSettings
+    retry: RetrySettings
+    # Where failed records are hidden for their backoff (promise 6 rests on it).
+    queue_url: QueueUrl = Field(validation_alias="QUEUE_URL")
+    # The queue's RedrivePolicy, so that a poison record leaves on the receive SQS would move it.
+    dead_letter_queue_url: QueueUrl = Field(validation_alias="DEAD_LETTER_QUEUE_URL")
+    max_receive_count: int = Field(gt=0, validation_alias="MAX_RECEIVE_COUNT")
+
+
+class ReaderSettings(EnvironmentSettings):
+    database: DatabaseSettings
+
+
+class MigratorSettings(EnvironmentSettings):
+    # Logs in as the master user (DB_USER) with an IAM token; creates the functions' users.
+    database: DatabaseSettings
+    app_db_user: str = Field(validation_alias="APP_DB_USER")
+    reader_db_user: str = Field(validation_alias="READER_DB_USER")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
-from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -73,13 +72,11 @@ class Database:
         self,
         settings: DatabaseSettings,
         trust_roots: Path = AMAZON_TRUST_ROOTS,
-        auth_token: Callable[[DatabaseSettings], str] | None = None,
         select_database: bool = True,
     ) -> None:
         self.settings = settings
         self._select_database = select_database
         self._trust_roots = trust_roots
-        self._auth_token = auth_token or _iam_auth_token
         self._connection: pymysql.Connection | None = None
         # Wall clock, not monotonic: it must count the time a frozen Lambda container was suspended.
         self._last_used = 0.0
@@ -93,8 +90,9 @@ class Database:
 
     def _password(self) -> str:
         if self.settings.auth is DbAuth.IAM:
-            return self._auth_token(self.settings)
-        return self.settings.password or ""
+            return _iam_auth_token(self.settings)
+        password = self.settings.password
+        return password.get_secret_value() if password is not None else ""
 
     def _open(self) -> pymysql.Connection:
         settings = self.settings

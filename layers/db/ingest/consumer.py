@@ -1,28 +1,44 @@
 """The consumer's logic: turn one SQS batch into one database transaction and say which records failed.
 
-FIFO rules the shape of it: within a message group nothing may be stored after a record that
-failed, so a group is blocked at its first failure and the rest of it is retried with it. Other
-groups go on. When the database itself is away the whole batch waits in the queue, hidden for a
-delay that grows with each receive, so even an hour-long outage stays inside maxReceiveCount.
+FIFO rules the shape of it (ingest.fifo): within a message group nothing may be stored after a
+record that failed, so a group is blocked at its first failure and the rest of it is retried with
+it. Other groups go on. When the database itself is away the whole batch waits in the queue, hidden
+for a delay that grows with each receive, so even an hour-long outage stays inside maxReceiveCount.
+The consumer owns that rule and answers the event source mapping itself
+(BatchOutcome.batch_item_failures).
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict
 
+from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from ingest.config import RetrySettings
+from ingest.config import ConsumerSettings
 from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
+from ingest.fifo import blocked_by_failures
 from ingest.models import QueueMessage
 from ingest.repository import StoreResult, store_batch
+from ingest.retry import call_with_retries, growing_jitter
+
+logger = Logger(child=True)
 
 # Attempts of a batch's transaction within one invocation when a statement fails transiently.
 STATEMENT_ATTEMPTS = 4
+# Entries SQS takes in one ChangeMessageVisibilityBatch.
+VISIBILITY_BATCH_SIZE = 10
+
+
+class ReceivedAttributes(Protocol):
+    @property
+    def message_group_id(self) -> str | None: ...
+    @property
+    def message_deduplication_id(self) -> str | None: ...
+    @property
+    def approximate_receive_count(self) -> str: ...
 
 
 class ReceivedRecord(Protocol):
@@ -35,33 +51,67 @@ class ReceivedRecord(Protocol):
     @property
     def body(self) -> str: ...
     @property
-    def attributes(self) -> Any: ...
+    def attributes(self) -> ReceivedAttributes: ...
+
+
+class VisibilityEntry(TypedDict):
+    Id: str
+    ReceiptHandle: str
+    VisibilityTimeout: NotRequired[int]
 
 
 class QueueClient(Protocol):
     """The two SQS calls the consumer makes itself (boto3's SQS client has them)."""
 
-    def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
-    def send_message(self, **kwargs: Any) -> dict[str, Any]: ...
+    def change_message_visibility_batch(
+        self, *, QueueUrl: str, Entries: Sequence[VisibilityEntry]
+    ) -> Mapping[str, Any]: ...
+    def send_message(
+        self,
+        *,
+        QueueUrl: str,
+        MessageBody: str,
+        MessageGroupId: str = ...,
+        MessageDeduplicationId: str = ...,
+    ) -> Mapping[str, Any]: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchOutcome:
+    """What became of a batch: the counts for the metrics, and the records SQS must deliver again."""
+
+    inserted: int
+    duplicates: int
+    database_unavailable: bool
+    # message id -> why it failed, in batch order; records of a blocked group say which record blocked it
+    failed: dict[str, str]
+    poison: list[str]
+    # poison records this consumer moved to the dead-letter queue itself (see Consumer._park)
+    dead_lettered: list[str]
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        """The partial batch response: the failed records stay in the queue, the others are deleted.
+
+        Reported even when every record failed (the database is away), rather than raised, so the
+        function does not count an error for what the queue is there to absorb.
+        """
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.failed]}
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    record: ReceivedRecord
+    message: QueueMessage | None  # None: the body is not a queue message (poison)
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class _Stored:
     inserted: int = 0
     duplicates: int = 0
-    database_unavailable: bool = False
-    # message id -> why it failed; records of a blocked group say which record blocked it
-    failed: dict[str, str] = field(default_factory=dict)
-    poison: list[str] = field(default_factory=list)
-    # poison records this consumer moved to the dead-letter queue itself (see Consumer._park)
+    rejected: dict[str, str] = field(default_factory=dict)  # poison the database refused: id -> why
     dead_lettered: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Entry:
-    record: ReceivedRecord
-    message: QueueMessage | None
-    group: str | None
+    database_unavailable: bool = False  # the database could not be reached; nothing after was tried
 
 
 def _group_of(record: ReceivedRecord) -> str | None:
@@ -72,82 +122,102 @@ def _receive_count(record: ReceivedRecord) -> int:
     return int(record.attributes.approximate_receive_count or 1)
 
 
-class Consumer:
-    def __init__(
-        self,
-        database: Database,
-        retry: RetrySettings,
-        queue_url: str | None = None,
-        sqs: QueueClient | None = None,
-        logger: Any = None,
-        dead_letter_queue_url: str | None = None,
-        max_receive_count: int | None = None,
-    ) -> None:
-        self.database = database
-        self.retry = retry
-        self.queue_url = queue_url
-        self.sqs = sqs
-        self.logger = logger
-        self.dead_letter_queue_url = dead_letter_queue_url
-        self.max_receive_count = max_receive_count
+def _parse(record: ReceivedRecord) -> _Parsed:
+    try:
+        return _Parsed(record, QueueMessage.model_validate_json(record.body))
+    except ValidationError as error:
+        fields = sorted({".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()})
+        logger.error("invalid message body", message_id=record.message_id, fields=fields)
+        return _Parsed(record, None, f"invalid message: {', '.join(fields)}")
 
-    def _log(self, level: str, message: str, **extra: Any) -> None:
-        if self.logger is not None:
-            getattr(self.logger, level)(message, extra=extra)
+
+def _log_unavailable(error: DatabaseUnavailable) -> None:
+    logger.warning("database unavailable: whole batch left in the queue", reason=str(error))
+
+
+class Consumer:
+    def __init__(self, database: Database, settings: ConsumerSettings, sqs: QueueClient) -> None:
+        self.database = database
+        self.settings = settings
+        self.sqs = sqs
 
     def process(self, records: Sequence[ReceivedRecord]) -> BatchOutcome:
-        outcome = BatchOutcome()
-        entries = [self._parse(record, outcome) for record in records]
-        try:
-            self._store(entries, outcome)
-        except DatabaseUnavailable as error:
-            outcome.database_unavailable = True
-            for entry in entries:
-                outcome.failed.setdefault(entry.record.message_id, "database unavailable")
-            self._log("warning", "database unavailable: whole batch left in the queue", reason=str(error))
-        self._delay_retries(records, outcome)
-        return outcome
+        parsed = [_parse(record) for record in records]
+        parked, invalid = self._set_aside([entry for entry in parsed if entry.message is None])
+        batch = [(record.message_id, _group_of(record)) for record in records]
+        blocked = blocked_by_failures(batch, invalid)
+        stored = self._store(
+            [
+                (entry.record, entry.message)
+                for entry in parsed
+                if entry.message is not None and entry.record.message_id not in blocked
+            ]
+        )
+        reasons = invalid | stored.rejected
+        for message_id, blocker in blocked_by_failures(batch, reasons).items():
+            reasons[message_id] = f"after failed message {blocker}"
+        if stored.database_unavailable:
+            # The whole batch waits in the queue; storing it again later is harmless (primary key).
+            reasons = {message_id: reasons.get(message_id, "database unavailable") for message_id, _ in batch}
+        failed = {message_id: reasons[message_id] for message_id, _ in batch if message_id in reasons}
+        self._hide(self._retry_delays(records, failed, stored.database_unavailable))
+        return BatchOutcome(
+            inserted=stored.inserted,
+            duplicates=stored.duplicates,
+            database_unavailable=stored.database_unavailable,
+            failed=failed,
+            poison=[*invalid, *stored.rejected],
+            dead_lettered=[*parked, *stored.dead_lettered],
+        )
 
-    def _parse(self, record: ReceivedRecord, outcome: BatchOutcome) -> _Entry:
-        try:
-            message = QueueMessage.model_validate_json(record.body)
-        except ValidationError as error:
-            fields = sorted({".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()})
-            self._log("error", "invalid message body", message_id=record.message_id, fields=fields)
-            message = None
-            if self._park(record):
-                outcome.dead_lettered.append(record.message_id)
+    def _set_aside(self, poison: Sequence[_Parsed]) -> tuple[list[str], dict[str, str]]:
+        """Invalid messages: the ids moved to the dead-letter queue, and the others with why they fail."""
+        parked: list[str] = []
+        failed: dict[str, str] = {}
+        for entry in poison:
+            if self._park(entry.record):
+                parked.append(entry.record.message_id)
             else:
-                outcome.failed[record.message_id] = f"invalid message: {', '.join(fields)}"
-                outcome.poison.append(record.message_id)
-        return _Entry(record=record, message=message, group=_group_of(record))
+                failed[entry.record.message_id] = entry.problem
+        return parked, failed
 
-    def _block_after_failures(self, entries: Sequence[_Entry], outcome: BatchOutcome) -> None:
-        """Fail every record that follows a failed record of its group: FIFO order within a group."""
-        blocked_by: dict[str, str] = {}
-        for entry in entries:
-            message_id = entry.record.message_id
-            if entry.group is not None and entry.group in blocked_by:
-                outcome.failed.setdefault(message_id, f"after failed message {blocked_by[entry.group]}")
-            elif message_id in outcome.failed and entry.group is not None:
-                blocked_by[entry.group] = message_id
-
-    def _store(self, entries: Sequence[_Entry], outcome: BatchOutcome) -> None:
-        self._block_after_failures(entries, outcome)
-        writable = [e for e in entries if e.message is not None and e.record.message_id not in outcome.failed]
+    def _store(self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]]) -> _Stored:
         if not writable:
-            return
+            return _Stored()
         try:
-            result = self._store_on_live_connection([entry.message for entry in writable])
-        except DatabaseUnavailable:
-            raise
+            result = self._store_on_live_connection([message for _, message in writable])
+        except DatabaseUnavailable as error:
+            _log_unavailable(error)
+            return _Stored(database_unavailable=True)
         except Exception as error:
             # The database rejected something in the batch: find which, one record per transaction.
-            self._log("warning", "batch rejected; storing its records one by one", error=error_label(error))
-            self._store_one_by_one(writable, outcome)
-            return
-        outcome.inserted += result.inserted
-        outcome.duplicates += result.duplicates
+            logger.warning("batch rejected; storing its records one by one", error=error_label(error))
+            return self._store_one_by_one(writable)
+        return _Stored(inserted=result.inserted, duplicates=result.duplicates)
+
+    def _store_one_by_one(self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]]) -> _Stored:
+        inserted = duplicates = 0
+        rejected: dict[str, str] = {}
+        dead_lettered: list[str] = []
+        batch = [(record.message_id, _group_of(record)) for record, _ in writable]
+        for record, message in writable:
+            if record.message_id in blocked_by_failures(batch, rejected):
+                continue
+            try:
+                result = self._store_on_live_connection([message])
+            except DatabaseUnavailable as error:
+                _log_unavailable(error)
+                return _Stored(inserted, duplicates, rejected, dead_lettered, database_unavailable=True)
+            except Exception as error:
+                if self._park(record):
+                    dead_lettered.append(record.message_id)
+                else:
+                    rejected[record.message_id] = f"rejected by the database: {error_label(error)}"
+                    logger.error("record rejected by the database", message_id=record.message_id)
+                continue
+            inserted += result.inserted
+            duplicates += result.duplicates
+        return _Stored(inserted, duplicates, rejected, dead_lettered)
 
     def _store_on_live_connection(self, messages: Sequence[QueueMessage]) -> StoreResult:
         """store_batch, tried again after a transient statement error, on a new connection.
@@ -159,39 +229,26 @@ class Consumer:
         here: that is an outage, and the batch waits in the queue. A retry after a failed COMMIT may
         find the batch already stored; the primary key makes that harmless (rows count as duplicates).
         """
-        attempt = 1
-        while True:
+
+        def store_on_a_connection_known_good() -> StoreResult:
             try:
                 return store_batch(self.database.connection(), messages)
             except Exception as error:
-                if isinstance(error, DatabaseUnavailable) or not is_transient(error):
-                    raise
-                self.database.discard()
-                if attempt == STATEMENT_ATTEMPTS:
-                    raise DatabaseUnavailable(str(error)) from error
-            # A short random pause, so two deadlocked consumers do not collide again at once.
-            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not security
-            attempt += 1
-
-    def _store_one_by_one(self, writable: Sequence[_Entry], outcome: BatchOutcome) -> None:
-        for entry in writable:
-            if entry.record.message_id in outcome.failed:  # blocked by an earlier record of its group
-                continue
-            try:
-                result = self._store_on_live_connection([entry.message])
-            except DatabaseUnavailable:
+                if is_transient(error):
+                    self.database.discard()
                 raise
-            except Exception as error:
-                if self._park(entry.record):
-                    outcome.dead_lettered.append(entry.record.message_id)
-                    continue
-                outcome.failed[entry.record.message_id] = f"rejected by the database: {error_label(error)}"
-                outcome.poison.append(entry.record.message_id)
-                self._log("error", "record rejected by the database", message_id=entry.record.message_id)
-                self._block_after_failures(writable, outcome)
-                continue
-            outcome.inserted += result.inserted
-            outcome.duplicates += result.duplicates
+
+        try:
+            return call_with_retries(
+                store_on_a_connection_known_good,
+                retry_if=is_transient,
+                attempts=STATEMENT_ATTEMPTS,
+                pause_s=growing_jitter(0.01, 0.05),
+            )
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            raise DatabaseUnavailable(str(error)) from error
 
     def _park(self, record: ReceivedRecord) -> bool:
         """On a poison record's last allowed receive, move it to the dead-letter queue here.
@@ -201,14 +258,9 @@ class Consumer:
         here, on the same receive SQS would have moved it, the poison is reported done and the rest
         of its group is stored in this very batch. If the move fails, the record fails as before.
         """
-        if (
-            self.sqs is None
-            or not self.dead_letter_queue_url
-            or self.max_receive_count is None
-            or _receive_count(record) < self.max_receive_count
-        ):
+        if _receive_count(record) < self.settings.max_receive_count:
             return False
-        message = {"QueueUrl": self.dead_letter_queue_url, "MessageBody": record.body}
+        message = {"QueueUrl": self.settings.dead_letter_queue_url, "MessageBody": record.body}
         group = _group_of(record)
         if group is not None:
             message["MessageGroupId"] = group
@@ -218,43 +270,44 @@ class Consumer:
         try:
             self.sqs.send_message(**message)
         except Exception as error:  # the record stays failed and SQS's own redrive still applies
-            self._log(
-                "warning",
-                "could not move a poison record to the dead-letter queue",
-                error=type(error).__name__,
+            logger.warning(
+                "could not move a poison record to the dead-letter queue", error=type(error).__name__
             )
             return False
-        self._log("warning", "poison record moved to the dead-letter queue", message_id=record.message_id)
+        logger.warning("poison record moved to the dead-letter queue", message_id=record.message_id)
         return True
 
-    def _delay_retries(self, records: Sequence[ReceivedRecord], outcome: BatchOutcome) -> None:
-        """Hide failed records for a while before their next receive (best effort).
+    def _retry_delays(
+        self, records: Sequence[ReceivedRecord], failed: Mapping[str, str], database_unavailable: bool
+    ) -> list[VisibilityEntry]:
+        """How long each failed record stays hidden before its next receive.
 
         Database down: exponential backoff on the receive count, so an outage of an hour uses far
         fewer receives than maxReceiveCount. Poison: the short base delay, so the record reaches the
         dead-letter queue soon and its customer's later records flow again.
         """
-        if self.sqs is None or not self.queue_url or not outcome.failed:
-            return
-        entries = []
-        for record in records:
-            if record.message_id not in outcome.failed:
-                continue
-            if outcome.database_unavailable:
-                delay = self.retry.delay_after(_receive_count(record))
-            else:
-                delay = self.retry.base_seconds
-            entries.append(
-                {"Id": str(len(entries)), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": delay}
-            )
-        for start in range(0, len(entries), 10):
-            chunk = entries[start : start + 10]
+        retry = self.settings.retry
+        return [
+            {
+                "Id": str(index),
+                "ReceiptHandle": record.receipt_handle,
+                "VisibilityTimeout": (
+                    retry.delay_after(_receive_count(record)) if database_unavailable else retry.base_seconds
+                ),
+            }
+            for index, record in enumerate(record for record in records if record.message_id in failed)
+        ]
+
+    def _hide(self, entries: Sequence[VisibilityEntry]) -> None:
+        """Set the records' visibility timeouts (best effort: the queue's own timeout applies otherwise)."""
+        for start in range(0, len(entries), VISIBILITY_BATCH_SIZE):
+            chunk = entries[start : start + VISIBILITY_BATCH_SIZE]
             try:
-                reply = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=chunk)
-            except Exception as error:
-                self._log(
-                    "warning", "could not delay retries; queue visibility timeout applies", error=str(error)
+                reply = self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.settings.queue_url, Entries=chunk
                 )
+            except Exception as error:
+                logger.warning("could not delay retries; queue visibility timeout applies", error=str(error))
                 continue
             if reply.get("Failed"):
-                self._log("warning", "some retry delays were not set", failed=len(reply["Failed"]))
+                logger.warning("some retry delays were not set", failed=len(reply["Failed"]))

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pymysql
+from aws_lambda_powertools import Logger
+
 from ingest.connection import DatabaseUnavailable
+from ingest.retry import call_with_retries, fixed_pause
 from ingest.schema import APP_PRIVILEGES, IAM_AUTHENTICATION, READER_PRIVILEGES, apply_schema, ensure_app_user
 
 PHYSICAL_ID_PREFIX = "customer-ingest-schema"
+# Between attempts to reach a proxy whose target is still coming up.
+CONNECT_RETRY_PAUSE_S = 10
+
+logger = Logger(child=True)
 
 
 def migrate(
     event: dict[str, Any],
-    connect: Callable[[], Any],
+    connect: Callable[[], pymysql.Connection],
     app_user: str,
     reader_user: str,
     database: str,
@@ -34,17 +41,19 @@ def migrate(
     return {"Statements": len(statements), "Database": database}
 
 
-def connect_with_retry(connect: Callable[[], Any], budget_s: float, logger: Any, pause_s: float = 10) -> Any:
+def connect_with_retry[T](connect: Callable[[], T], budget_s: float) -> T:
     """Connect, retrying while the proxy's target is still coming up after the cluster was created."""
-    deadline = time.monotonic() + budget_s
-    while True:
-        try:
-            return connect()
-        except DatabaseUnavailable as error:
-            if time.monotonic() + pause_s > deadline:
-                raise
-            logger.warning("database not reachable yet; retrying", error=str(error), pause_s=pause_s)
-            time.sleep(pause_s)
+
+    def log_retry(error: Exception, pause: float) -> None:
+        logger.warning("database not reachable yet; retrying", error=str(error), pause_s=pause)
+
+    return call_with_retries(
+        connect,
+        retry_if=lambda error: isinstance(error, DatabaseUnavailable),
+        pause_s=fixed_pause(CONNECT_RETRY_PAUSE_S),
+        budget_s=budget_s,
+        on_retry=log_retry,
+    )
 
 
 def send_response(

@@ -1,32 +1,32 @@
-"""The producer's logic: validate a request, enqueue it, and say "accepted" only once SQS has it."""
+"""The producer's logic: validate a customer, enqueue it, and say "accepted" only once SQS has it."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable
-from http import HTTPStatus
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from ingest.api import ApiError
-from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN, Accepted, CustomerIn, QueueMessage
+from ingest.api import InvalidInput, Unavailable
+from ingest.models import REQUEST_ID_PATTERN, Accepted, CustomerIn, QueueMessage
 
 # Request ids made from an Idempotency-Key live in their own UUID namespace.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1b8c9e-3f57-4c1e-9a51-2f7d0c4d8e21")
-RETRY_AFTER_SECONDS = "2"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class MessageSender(Protocol):
-    def send_message(self, **kwargs: Any) -> dict[str, Any]: ...
+    """The SQS call the producer makes (boto3's SQS client has it)."""
+
+    def send_message(
+        self, *, QueueUrl: str, MessageBody: str, MessageGroupId: str, MessageDeduplicationId: str
+    ) -> Mapping[str, Any]: ...
 
 
 def _now_micros() -> int:
@@ -44,8 +44,7 @@ def request_id_for(idempotency_key: str | None, caller: str, customer: CustomerI
     if idempotency_key is None:
         return str(uuid.uuid4())
     if not _REQUEST_ID.match(idempotency_key):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
+        raise InvalidInput(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 64 letters, digits, '-' or '_'",
             field="Idempotency-Key",
@@ -56,66 +55,29 @@ def request_id_for(idempotency_key: str | None, caller: str, customer: CustomerI
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller}\n{idempotency_key}\n{fingerprint}"))
 
 
-def _body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
-    if body is None:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "missing_body", "a JSON body is required", field="body")
-    if not is_base64_encoded:
-        return body.encode()
-    try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "malformed_body", "body is not valid base64", "body") from None
-
-
-def parse_customer(body: str | None, is_base64_encoded: bool, content_type: str | None) -> CustomerIn:
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(
-            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            f"Content-Type must be application/json, got {content_type or 'none'}",
-            field="Content-Type",
-        )
-    raw = _body_bytes(body, is_base64_encoded)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "body_too_large",
-            f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}",
-            field="body",
-        )
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, "malformed_json", f"body is not valid JSON: {error}", "body"
-        ) from None
+def parse_customer(document: Any) -> CustomerIn:
+    """The customer a request's JSON document describes; InvalidInput names the first wrong field."""
     if not isinstance(document, dict):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, "validation_failed", "body must be a JSON object", field="body"
-        )
+        raise InvalidInput("validation_failed", "body must be a JSON object", field="body")
     try:
         return CustomerIn.model_validate(document)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, "validation_failed", f"{field}: {first['msg']}", field=field
-        ) from None
+        raise InvalidInput("validation_failed", f"{field}: {first['msg']}", field=field) from None
 
 
 class Producer:
-    def __init__(self, queue_url: str, sqs: MessageSender, clock: Callable[[], int] = _now_micros) -> None:
+    def __init__(self, queue_url: str, sqs: MessageSender) -> None:
         self.queue_url = queue_url
         self.sqs = sqs
-        self.clock = clock
 
     def accept(self, customer: CustomerIn, idempotency_key: str | None, caller: str) -> Accepted:
         request_id = request_id_for(idempotency_key, caller, customer)
         message = QueueMessage(
             request_id=request_id,
             customer_id=customer.customer_id,
-            accepted_at=self.clock(),
+            accepted_at=_now_micros(),
             payload=customer.model_dump(mode="json", exclude_none=True),
         )
         try:
@@ -129,8 +91,7 @@ class Producer:
                 MessageDeduplicationId=request_id,
             )
         except (BotoCoreError, ClientError) as error:
-            raise ApiError(
-                HTTPStatus.SERVICE_UNAVAILABLE,
+            raise Unavailable(
                 "queue_unavailable",
                 "the request was not stored; retry it"
                 + (
@@ -138,6 +99,5 @@ class Producer:
                     if idempotency_key
                     else " (send an Idempotency-Key to make retries safe)"
                 ),
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
             ) from error
         return Accepted(request_id=request_id, customer_id=customer.customer_id)

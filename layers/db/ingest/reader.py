@@ -1,15 +1,14 @@
-"""The reader's logic: look up a customer's profile or a record's commit, with API errors for the rest."""
+"""The reader's logic: look up a customer's profile or a record's commit; ingest.api errors for the rest."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from http import HTTPStatus
 
 import pymysql
 
 from ingest import repository
-from ingest.api import ApiError
+from ingest.api import InvalidInput, NotFound, Unavailable
 from ingest.connection import Database, DatabaseUnavailable, is_transient
 from ingest.models import CUSTOMER_ID_PATTERN, REQUEST_ID_PATTERN, CommittedRecord, CustomerProfile
 
@@ -27,32 +26,23 @@ class Reader:
             if not is_transient(error):
                 raise
             self.database.discard()
-        raise ApiError(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database is not reachable right now; retry shortly",
-            headers={"Retry-After": "2"},
-        )
+        raise Unavailable("database_unavailable", "the database is not reachable right now; retry shortly")
 
     def customer(self, customer_id: str) -> CustomerProfile:
         _require_match(CUSTOMER_ID_PATTERN, customer_id, "customer_id")
         profile = self._query(lambda connection: repository.get_customer(connection, customer_id))
         if profile is None:
-            raise ApiError(
-                HTTPStatus.NOT_FOUND, "customer_not_found", "no committed record for this customer yet"
-            )
+            raise NotFound("customer_not_found", "no committed record for this customer yet")
         return profile
 
     def record(self, request_id: str) -> CommittedRecord:
         _require_match(REQUEST_ID_PATTERN, request_id, "request_id")
         record = self._query(lambda connection: repository.get_record(connection, request_id))
         if record is None:
-            raise ApiError(HTTPStatus.NOT_FOUND, "record_not_found", "not yet committed or unknown")
+            raise NotFound("record_not_found", "not yet committed or unknown")
         return record
 
 
 def _require_match(pattern: str, value: str, field: str) -> None:
     if not re.fullmatch(pattern, value):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, f"invalid_{field}", f"{field} must match {pattern}", field=field
-        )
+        raise InvalidInput(f"invalid_{field}", f"{field} must match {pattern}", field=field)

@@ -18,10 +18,9 @@ READER_PRIVILEGES = "SELECT"
 IAM_AUTHENTICATION = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
 
 
-def schema_statements(text: str | None = None) -> list[str]:
+def schema_statements() -> list[str]:
     """schema.sql split into statements (comment lines dropped; statements end with ';')."""
-    text = SCHEMA_FILE.read_text() if text is None else text
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    lines = [line for line in SCHEMA_FILE.read_text().splitlines() if not line.lstrip().startswith("--")]
     return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
 
 

@@ -1,0 +1,35 @@
+"""AWS clients that fail fast: an answer or an error well inside the time their caller has.
+
+boto3's defaults (several attempts, 60-second timeouts) keep a function waiting for minutes while
+a service is away; these clients use short timeouts and only as many attempts as fit in the
+caller's limit, so the caller can act on the error (a 503 with Retry-After, a record left in the
+queue) before its own time is up.
+"""
+
+from __future__ import annotations
+
+from botocore.config import Config
+
+MAX_ATTEMPTS = 3  # the first try and two retries
+CONNECT_TIMEOUT_S = 2
+READ_TIMEOUT_S = 5
+# botocore's standard retry mode waits at most min(2 ** (n - 1), 20) seconds before retry n.
+_MAX_BACKOFF_S = 20
+
+
+def worst_case_s(attempts: int) -> float:
+    """The longest a call of `attempts` attempts can take: each connects and reads up to its timeouts."""
+    backoff = sum(min(2 ** (retry - 1), _MAX_BACKOFF_S) for retry in range(1, attempts))
+    return attempts * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoff
+
+
+def fail_fast_config(within_s: float) -> Config:
+    """The botocore Config of the functions' clients: every call ends within `within_s` seconds."""
+    attempts = [count for count in range(1, MAX_ATTEMPTS + 1) if worst_case_s(count) <= within_s]
+    if not attempts:
+        raise ValueError(f"one AWS call may take {worst_case_s(1)} s, more than the {within_s} s it has")
+    return Config(
+        retries={"total_max_attempts": max(attempts), "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+    )

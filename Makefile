@@ -9,7 +9,7 @@ PYTHON313 ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/nu
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 # The shared Lambda layer (template.yaml's ContentUri): a package of its own, a member of the uv workspace.
-LAYER := layers/db
+LAYER := layers/shared
 # sam build looks for python3.13 on PATH; the venv's bin has it.
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0

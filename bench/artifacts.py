@@ -21,7 +21,7 @@ FUNCTIONS = {
     "reader": "ReaderFunction",
     "migrator": "SchemaMigratorFunction",
 }
-LAYER = "DbLayer"
+LAYER = "SharedLayer"
 # The Makefile's build target runs the same command on .aws-sam/build.
 PRECOMPILE = ("-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash")
 

@@ -64,12 +64,12 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
 )
 def test_layer_contains(build_dir: Path, path: str):
-    assert (build_dir / "DbLayer" / path).exists()
+    assert (build_dir / "SharedLayer" / path).exists()
 
 
 def test_layer_adds_only_the_ingest_package_to_its_dependencies(build_dir: Path):
     # GIVEN what pip installed into the built layer, by its wheels' RECORD files
-    python = build_dir / "DbLayer" / "python"
+    python = build_dir / "SharedLayer" / "python"
     installed = {
         Path(line.split(",", 1)[0]).parts[0]
         for record in python.glob("*.dist-info/RECORD")
@@ -85,7 +85,7 @@ def test_layer_adds_only_the_ingest_package_to_its_dependencies(build_dir: Path)
 
 def test_layer_holds_the_arm64_build_of_compiled_dependencies(build_dir: Path):
     # The functions run on arm64: the build takes the locked versions' aarch64 wheels, not this machine's.
-    (extension,) = (build_dir / "DbLayer" / "python" / "pydantic_core").glob("*.so")
+    (extension,) = (build_dir / "SharedLayer" / "python" / "pydantic_core").glob("*.so")
     header = extension.read_bytes()[:20]
     elf_machine = int.from_bytes(header[18:20], "little")
     assert header[:4] == b"\x7fELF"
@@ -94,7 +94,7 @@ def test_layer_holds_the_arm64_build_of_compiled_dependencies(build_dir: Path):
 
 def test_layer_is_not_nested_twice(build_dir: Path):
     # BuildMethod python3.13 adds python/ itself; a python/ of our own would end up as python/python/.
-    assert not (build_dir / "DbLayer" / "python" / "python").exists()
+    assert not (build_dir / "SharedLayer" / "python" / "python").exists()
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -107,5 +107,5 @@ def test_function_contains_its_handler(build_dir: Path, logical_id: str):
 
 def test_built_template_points_at_the_built_code(build_dir: Path):
     built = (build_dir / "template.yaml").read_text()
-    for logical_id in (*FUNCTIONS, "DbLayer"):
+    for logical_id in (*FUNCTIONS, "SharedLayer"):
         assert f"CodeUri: {logical_id}" in built or f"ContentUri: {logical_id}" in built

@@ -187,7 +187,7 @@ def test_security_groups_chain_functions_to_proxy_to_cluster_on_3306_only(resour
 def test_custom_resource_waits_for_the_database_and_reruns_on_a_new_layer(resources):
     migration = resources["SchemaMigration"]
     assert migration["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["SchemaMigratorFunction", "Arn"]}
-    assert migration["Properties"]["SchemaLayerVersion"] == {"Ref": "DbLayer"}
+    assert migration["Properties"]["SchemaLayerVersion"] == {"Ref": "SharedLayer"}
     for dependency in ("WriterInstance", "DatabaseProxyTargetGroup", "S3GatewayEndpoint"):
         assert dependency in migration["DependsOn"]
 
@@ -201,7 +201,7 @@ def test_every_function_uses_the_shared_layer_and_app_handler(template, resource
     assert globals_["Architectures"] == ["arm64"]
     assert globals_["Tracing"] == "Active"
     assert globals_["Handler"] == "app.handler"
-    assert globals_["Layers"] == [{"Ref": "DbLayer"}]
+    assert globals_["Layers"] == [{"Ref": "SharedLayer"}]
     code = {
         "ProducerFunction": "functions/producer/",
         "ConsumerFunction": "functions/consumer/",
@@ -211,8 +211,8 @@ def test_every_function_uses_the_shared_layer_and_app_handler(template, resource
     for logical_id, code_uri in code.items():
         assert props(resources, logical_id)["CodeUri"] == code_uri
         assert (ROOT / code_uri).is_dir()
-    layer = resources["DbLayer"]
-    assert layer["Properties"]["ContentUri"] == "layers/db/"
+    layer = resources["SharedLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/shared/"
     assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
 
 

@@ -190,23 +190,19 @@ def own_server(tmp_path):
     server.stop()
 
 
+def own_server_consumer(server, queues, monkeypatch):
+    """A consumer container on `server`'s database, quick to give up connecting when it is stopped."""
+    with server.connect() as connection:
+        apply_schema(connection, "ingest")
+    env = server.endpoint.env("ingest") | {"DB_CONNECT_TIMEOUT": "1"}
+    return load_handler("consumer", monkeypatch, env | queues.env)
+
+
 def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_back(
     own_server, queues, monkeypatch, lambda_context
 ):
     # GIVEN a consumer container that has already written through its connection
-    with own_server.connect() as connection:
-        apply_schema(connection, "ingest")
-    env = {
-        "DB_HOST": own_server.host,
-        "DB_PORT": str(own_server.port),
-        "DB_NAME": "ingest",
-        "DB_USER": "root",
-        "DB_PASSWORD": "",
-        "DB_AUTH": "password",
-        "DB_TLS": "off",
-        "DB_CONNECT_TIMEOUT": "1",
-    }
-    consumer = load_handler("consumer", monkeypatch, env | queues.env)
+    consumer = own_server_consumer(own_server, queues, monkeypatch)
     assert (
         failed_ids(consumer.handler(sqs_event(sqs_record(queue_message("olga", T0))), lambda_context)) == []
     )
@@ -232,6 +228,25 @@ def test_with_the_database_stopped_the_whole_batch_fails_and_commits_once_it_is_
         "SELECT request_id FROM ingest.customer_records WHERE customer_id <> 'olga' ORDER BY 1"
     )
     assert [row["request_id"] for row in rows] == ["r-oscar-1", "r-peggy-1"]
+
+
+def test_a_poison_record_dead_lettered_while_the_database_is_down_is_not_delivered_again(
+    own_server, queues, monkeypatch, lambda_context
+):
+    # GIVEN a consumer container whose database is stopped (an upgrade)
+    consumer = own_server_consumer(own_server, queues, monkeypatch)
+    own_server.stop()
+    poison = sqs_record('{"request_id": "r-vera-1", "customer_id": "vera"}', group="vera", receive_count=25)
+    behind = sqs_record(queue_message("vera", T0 + 1, "r-vera-2"), receive_count=25)
+
+    # WHEN the poison arrives on its last receive with the customer's next record
+    response = consumer.handler(sqs_event(poison, behind), lambda_context)
+
+    # THEN the poison is moved to the dead-letter queue and reported done, so it cannot be moved twice;
+    # the record behind it waits in the queue for the database
+    assert failed_ids(response) == [behind["messageId"]]
+    parked = queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"])
+    assert [message["Body"] for message in parked] == [poison["body"]]
 
 
 def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(

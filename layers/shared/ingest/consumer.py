@@ -156,9 +156,15 @@ class Consumer:
         reasons = invalid | stored.rejected
         for message_id, blocker in blocked_by_failures(batch, reasons).items():
             reasons[message_id] = f"after failed message {blocker}"
+        dead_lettered = [*parked, *stored.dead_lettered]
         if stored.database_unavailable:
-            # The whole batch waits in the queue; storing it again later is harmless (primary key).
-            reasons = {message_id: reasons.get(message_id, "database unavailable") for message_id, _ in batch}
+            # The whole batch waits in the queue (storing it again later is harmless: primary key),
+            # except what is in the dead-letter queue already: reported failed, it would be moved again.
+            reasons = {
+                message_id: reasons.get(message_id, "database unavailable")
+                for message_id, _ in batch
+                if message_id not in dead_lettered
+            }
         failed = {message_id: reasons[message_id] for message_id, _ in batch if message_id in reasons}
         self._hide(self._retry_delays(records, failed, stored.database_unavailable))
         return BatchOutcome(
@@ -167,7 +173,7 @@ class Consumer:
             database_unavailable=stored.database_unavailable,
             failed=failed,
             poison=[*invalid, *stored.rejected],
-            dead_lettered=[*parked, *stored.dead_lettered],
+            dead_lettered=dead_lettered,
         )
 
     def _set_aside(self, poison: Sequence[_Parsed]) -> tuple[list[str], dict[str, str]]:

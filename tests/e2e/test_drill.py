@@ -56,4 +56,7 @@ def test_direct_writes_lose_data_during_an_upgrade(stack_options: StackOptions) 
     # ... and loses what arrives while it is down.
     assert result["lost"] >= 1
     assert result["duplicates"] == 0
-    assert result["committed"] == result["acknowledged"], "a direct write answers 2xx only once committed"
+    # A direct write answers 2xx only once committed: no acknowledged request is missing. (A write can
+    # also commit and then lose its answer with the connection, so committed may exceed acknowledged.)
+    assert not [answer for answer in result["lost_answers"] if answer.startswith("2")]
+    assert result["committed"] >= result["acknowledged"]

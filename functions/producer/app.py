@@ -10,11 +10,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.api import API_GATEWAY_TIMEOUT_S, RequestError, Unavailable
+from ingest.api import RequestError, Unavailable
 from ingest.clients import fail_fast_config
 from ingest.config import ProducerSettings
 from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_document, json_response, register_error_handlers
+
+# The function's Timeout in template.yaml (a unit test keeps the two equal), well inside API Gateway's
+# 29 s. The SQS call must end a second before it, so that a 503 with Retry-After still goes out.
+FUNCTION_TIMEOUT_S = 10
+ANSWER_MARGIN_S = 1
 
 logger = Logger()
 tracer = Tracer(patch_modules=("botocore",))  # only what this function calls: fewer imports at cold start
@@ -22,12 +27,12 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
 settings = ProducerSettings.from_env()
-# Fail fast when SQS does not answer: a 503 with Retry-After inside API Gateway's 29 s, instead of
-# boto3's default of several attempts (seconds per request while SQS is away, which piles up
-# concurrent executions until requests time out with a 504 the client cannot retry safely).
+# Fail fast when SQS does not answer: a 503 with Retry-After before the function times out, instead
+# of boto3's default of several attempts (seconds per request while SQS is away, which piles up
+# concurrent executions until requests time out with a 502/504 the client cannot retry safely).
 producer = Producer(
     queue_url=settings.queue_url,
-    sqs=boto3.client("sqs", config=fail_fast_config(within_s=API_GATEWAY_TIMEOUT_S)),
+    sqs=boto3.client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S - ANSWER_MARGIN_S)),
 )
 
 

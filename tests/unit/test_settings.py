@@ -104,14 +104,15 @@ def test_the_sqs_clients_fail_fast_within_what_their_callers_have(monkeypatch):
     producer = load_handler("producer", monkeypatch, QUEUES)
     consumer = load_handler("consumer", monkeypatch, DATABASE | QUEUES)
 
-    # THEN the consumer states its function's Timeout as template.yaml does
+    # THEN both state their function's Timeout as template.yaml does, the producer's inside API Gateway's
+    assert Template().function_timeout("ProducerFunction") == producer.FUNCTION_TIMEOUT_S
     assert Template().function_timeout("ConsumerFunction") == consumer.FUNCTION_TIMEOUT_S
-    # AND both SQS clients use short timeouts, and as many attempts as fit in API Gateway's timeout
-    # (the producer: three, as boto3's max_attempts=2 gave it before) and in half the consumer's
-    # function timeout (two)
+    assert producer.FUNCTION_TIMEOUT_S < API_GATEWAY_TIMEOUT_S
+    # AND both SQS clients use short timeouts, and as many attempts as fit before the producer must
+    # answer (two) and in half the consumer's function timeout (three)
     for client, limit_s, attempts in (
-        (producer.producer.sqs, API_GATEWAY_TIMEOUT_S, 3),
-        (consumer.consumer.sqs, consumer.FUNCTION_TIMEOUT_S / 2, 2),
+        (producer.producer.sqs, producer.FUNCTION_TIMEOUT_S - producer.ANSWER_MARGIN_S, 2),
+        (consumer.consumer.sqs, consumer.FUNCTION_TIMEOUT_S / 2, 3),
     ):
         config = client.meta.config
         assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from botocore.config import Config
 
 MAX_ATTEMPTS = 3  # the first try and two retries
-CONNECT_TIMEOUT_S = 2
-READ_TIMEOUT_S = 5
+# SQS answers in tens of milliseconds; an attempt that takes seconds is better abandoned and retried.
+CONNECT_TIMEOUT_S = 1
+READ_TIMEOUT_S = 3
 # botocore's standard retry mode waits at most min(2 ** (n - 1), 20) seconds before retry n.
 _MAX_BACKOFF_S = 20
 

@@ -53,10 +53,14 @@ def test_bad_retry_settings_are_refused_at_start(env):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"DB_USER": "u"}, "DB_HOST"),
-        ({"DB_HOST": "h", "DB_USER": "u", "DB_AUTH": "kerberos"}, "DB_AUTH"),
-        ({"DB_HOST": "h", "DB_USER": "u", "DB_TLS": "maybe", "AWS_REGION": "eu-west-1"}, "DB_TLS"),
-        ({"DB_HOST": "h", "DB_USER": "u"}, "AWS_REGION"),
+        ({"DB_USER": "u", "DB_NAME": "d"}, "DB_HOST"),
+        ({"DB_HOST": "h", "DB_USER": "u"}, "DB_NAME"),
+        ({"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u", "DB_AUTH": "kerberos"}, "DB_AUTH"),
+        (
+            {"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u", "DB_TLS": "maybe", "AWS_REGION": "eu-west-1"},
+            "DB_TLS",
+        ),
+        ({"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u"}, "AWS_REGION"),
     ],
 )
 def test_database_settings_name_what_is_wrong(env, message):
@@ -66,7 +70,7 @@ def test_database_settings_name_what_is_wrong(env, message):
 
 def test_settings_never_print_the_password():
     settings = DatabaseSettings.from_env(
-        {"DB_HOST": "h", "DB_USER": "u", "DB_AUTH": "password", "DB_PASSWORD": "s3cr3t-value"}
+        {"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u", "DB_AUTH": "password", "DB_PASSWORD": "s3cr3t-value"}
     )
     assert "s3cr3t-value" not in repr(settings)
 
@@ -104,6 +108,7 @@ def test_with_the_database_down_failed_records_are_hidden_for_the_backoff_delay(
         {
             "DB_HOST": "127.0.0.1",
             "DB_PORT": str(free_port()),
+            "DB_NAME": "ingest",
             "DB_USER": "u",
             "DB_AUTH": "password",
             "DB_TLS": "off",

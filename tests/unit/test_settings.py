@@ -17,7 +17,12 @@ from ingest.config import (
 from local.template import Template
 from tests.conftest import load_handler
 
-DATABASE = {"DB_HOST": "proxy.example", "DB_USER": "ingest_app", "AWS_REGION": "us-east-1"}
+DATABASE = {
+    "DB_HOST": "proxy.example",
+    "DB_NAME": "ingest",
+    "DB_USER": "ingest_app",
+    "AWS_REGION": "us-east-1",
+}
 QUEUES = {
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest.fifo",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-dlq.fifo",

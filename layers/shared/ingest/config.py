@@ -89,7 +89,7 @@ def _explain(error: ErrorDetails) -> str:
 class DatabaseSettings(EnvironmentSettings):
     host: str = Field(validation_alias="DB_HOST")
     port: int = Field(3306, gt=0, validation_alias="DB_PORT")
-    name: str = Field("ingest", validation_alias="DB_NAME")
+    name: str = Field(validation_alias="DB_NAME")  # template.yaml's Shared mapping names it
     user: str = Field(validation_alias="DB_USER")
     auth: DbAuth = Field(DbAuth.IAM, validation_alias="DB_AUTH")
     tls: DbTls = Field(DbTls.VERIFY, validation_alias="DB_TLS")

@@ -30,7 +30,7 @@ def _identifier(name: str) -> str:
     return f"`{name}`"
 
 
-def apply_schema(connection: pymysql.Connection, database: str = "ingest") -> list[str]:
+def apply_schema(connection: pymysql.Connection, database: str) -> list[str]:
     """Create the database and tables when missing; returns the statements it ran."""
     statements = [
         f"CREATE DATABASE IF NOT EXISTS {_identifier(database)} CHARACTER SET utf8mb4",
@@ -47,7 +47,7 @@ def apply_schema(connection: pymysql.Connection, database: str = "ingest") -> li
 def ensure_app_user(
     connection: pymysql.Connection,
     user: str,
-    database: str = "ingest",
+    database: str,
     authentication: str = IAM_AUTHENTICATION,
     privileges: str = APP_PRIVILEGES,
 ) -> None:

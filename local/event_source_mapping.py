@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,8 @@ class EventSourceMapping:
         log.info("polling %s with %d concurrent consumers", self.queue_url, len(self.workers))
 
     def live_consumers(self) -> int:
-        """How many consumer processes run now (ConsumerMaxConcurrency at full strength)."""
-        return sum(worker.is_alive() for worker in self.workers)
+        """How many consumer processes run and serve now (ConsumerMaxConcurrency at full strength)."""
+        return sum(worker.ready and worker.is_alive() for worker in self.workers)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -157,6 +158,9 @@ class EventSourceMapping:
         while not self._stopping.is_set():
             try:
                 self._poll_once(client, worker)
+            except InvocationFailed as error:  # its replacement failed to start (or was killed starting)
+                log.warning("%s; trying again in 1 s", error)
+                self._stopping.wait(1)
             except Exception:
                 # Whatever went wrong, the slot keeps polling: Lambda's pollers do not give up.
                 log.exception("%s: unexpected error; polling again in 1 s", threading.current_thread().name)
@@ -186,7 +190,11 @@ class EventSourceMapping:
         """Start a fresh environment in place of one that died, before the slot takes another batch."""
         worker.kill()  # reaps the dead process and closes its pipe
         log.warning("a consumer process is gone; starting a fresh one (%s)", worker.log.name)
+        started = time.monotonic()
         worker.start()
+        log.info(
+            "a fresh consumer process serves after %.1f s (%s)", time.monotonic() - started, worker.log.name
+        )
 
     def _invoke(self, client: Any, worker: WorkerProcess, messages: list[dict[str, Any]]) -> BatchReport:
         event = {"Records": [lambda_record(message, self.queue_arn) for message in messages]}

@@ -125,6 +125,7 @@ class WorkerProcess:
         self.log = log
         self.process: BaseProcess | None = None
         self.channel: Connection | None = None
+        self.ready = False  # its handler module is loaded: it serves invocations
 
     def start(self, ready_timeout: float = 60) -> None:
         self.spawn()
@@ -153,6 +154,7 @@ class WorkerProcess:
         except EOFError:
             self.kill()
             raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
+        self.ready = True
 
     def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Any:
         """Run the handler on `event` in this environment, which must be running."""
@@ -200,6 +202,7 @@ class WorkerProcess:
             self.channel.close()
         self.process = None
         self.channel = None
+        self.ready = False
 
 
 def _run_logged(

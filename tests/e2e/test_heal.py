@@ -22,7 +22,7 @@ import pytest
 
 from local.drill.reconcile import database_rows
 from local.drill.traffic import Request, TrafficGenerator
-from local.lambda_runtime import WorkerProcess
+from local.lambda_runtime import FunctionPool, WorkerProcess
 from local.servers import free_port, sqs_client
 from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack, StackOptions
 from local.stack_queues import queue_depth
@@ -65,11 +65,25 @@ def sigkill(pid: int | None) -> None:
 
 
 def wait_until_replaced(worker: WorkerProcess, killed: int | None) -> None:
-    wait_for(lambda: True if worker.is_alive() and worker.pid != killed else None, BACK_WITHIN_S)
+    """Until the slot runs a fresh process that has loaded its handler: the next kill hits a serving one."""
+    wait_for(
+        lambda: True if worker.ready and worker.is_alive() and worker.pid != killed else None, BACK_WITHIN_S
+    )
 
 
 def wait_until_restarted(supervisor: Supervisor, service: str, restarts_before: int) -> None:
     wait_for(lambda: True if supervisor.restarts(service) > restarts_before else None, BACK_WITHIN_S)
+
+
+def environment_of(pool: FunctionPool, busy: bool) -> int:
+    """The process id of one of the pool's busy (or idle) environments, as soon as there is one."""
+
+    def pick() -> int | None:
+        idle, serving = pool.pids()
+        chosen = serving if busy else idle
+        return chosen[0] if chosen else None
+
+    return wait_for(pick, BACK_WITHIN_S)
 
 
 def under_traffic(stack: Stack) -> TrafficGenerator:
@@ -185,18 +199,16 @@ def test_only_the_invocation_of_a_killed_api_worker_fails(stack: Stack) -> None:
     # GIVEN traffic on the producer, and the reader's environments idle
     producer, reader = stack.api_functions
     traffic = under_traffic(stack)
-    busy_kills = 0
+    busy_kills = 3
     try:
         # WHEN idle and busy producer environments are killed from outside, three times each
-        for _ in range(3):
-            idle, _busy = wait_for(lambda: producer.pids() if producer.pids()[0] else None, BACK_WITHIN_S)
-            sigkill(idle[0])
-            _idle, busy = wait_for(lambda: producer.pids() if producer.pids()[1] else None, BACK_WITHIN_S)
-            sigkill(busy[0])
-            busy_kills += 1
+        for _ in range(busy_kills):
+            sigkill(environment_of(producer, busy=False))
+            sigkill(environment_of(producer, busy=True))
             time.sleep(0.5)
         # ... and every idle reader environment
         reader_idle, _ = reader.pids()
+        assert reader_idle, "the reader has idle environments to kill"
         for pid in reader_idle:
             sigkill(pid)
         time.sleep(0.2)

@@ -23,10 +23,11 @@ import pytest
 from local.drill.reconcile import database_rows
 from local.drill.traffic import Request, TrafficGenerator
 from local.lambda_runtime import FunctionPool, WorkerProcess
-from local.servers import free_port, sqs_client
-from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack, StackOptions
+from local.servers import sqs_client
+from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack
 from local.stack_queues import queue_depth
 from local.supervisor import Supervisor
+from tests.e2e.conftest import options_on_free_ports
 from tests.e2e.test_stack import call, wait_for
 
 pytestmark = pytest.mark.slow
@@ -39,18 +40,8 @@ DRAIN_TIMEOUT_S = 60  # a killed consumer's batch comes back after the 10 s visi
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """One supervised stack for the module: each test leaves it at full strength for the next."""
-    ports: set[int] = set()
-    while len(ports) < 5:
-        ports.add(free_port())
-    proxy, writer, replica, sqs, api = sorted(ports)
-    options = StackOptions(
-        proxy_port=proxy,
-        writer_port=writer,
-        replica_port=replica,
-        sqs_port=sqs,
-        api_port=api,
-        visibility_timeout=10,  # a killed consumer's messages come back quickly
-    )
+    # a killed consumer's messages come back quickly
+    options = options_on_free_ports(visibility_timeout=10)
     stack = Stack(options)
     stack.start()
     try:

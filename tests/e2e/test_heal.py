@@ -220,11 +220,11 @@ def test_only_the_invocation_of_a_killed_api_worker_fails(stack: Stack) -> None:
 
 
 def test_killed_stand_ins_for_managed_services_are_restarted(stack: Stack) -> None:
-    # GIVEN traffic, and the supervisor watching HAProxy, the SQS emulator and the MariaDB instances
+    # GIVEN traffic, and the supervisor watching HAProxy, the SQS emulator and both MariaDB instances
     sqs = stack.sqs
     assert sqs is not None, "the stack runs its own SQS emulator"
     supervisor = stack.supervisor
-    writer = f"MariaDB {stack.writer.name}"
+    writer, replica = f"MariaDB {stack.writer.name}", f"MariaDB {stack.replica.name}"
     traffic = under_traffic(stack)
     try:
         # WHEN each is killed from outside, twice
@@ -233,6 +233,7 @@ def test_killed_stand_ins_for_managed_services_are_restarted(stack: Stack) -> No
                 (PROXY_SERVICE, lambda: stack.proxy.process.popen.pid),
                 (QUEUE_SERVICE, lambda: sqs.process.popen.pid),
                 (writer, lambda: stack.writer.process.popen.pid),
+                (replica, lambda: stack.replica.process.popen.pid),
             ):
                 restarts = supervisor.restarts(service)
                 sigkill(pid())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -110,6 +111,13 @@ def proxy_event(
     }
 
 
+class _HttpServer(ThreadingHTTPServer):
+    # The kernel's largest accept queue (http.server's default is 5): API Gateway does not refuse a
+    # burst of connections, so the shim must not answer one with resets.
+    request_queue_size = socket.SOMAXCONN
+    daemon_threads = True
+
+
 class ApiGateway:
     def __init__(self, port: int, routes: list[Route], host: str = "127.0.0.1"):
         self.port = port
@@ -137,8 +145,7 @@ class ApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
-        self._server.daemon_threads = True
+        self._server = _HttpServer((self.host, self.port), RequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
         self._thread.start()
 

@@ -5,6 +5,9 @@ function in the event shape Lambda sends, honours partial batch responses (Repor
 successes are deleted, failures stay and come back after their visibility timeout), treats an
 exception as the failure of the whole batch, and runs at most MaximumConcurrency invocations at once.
 Each concurrent slot owns one worker process (local.lambda_runtime), so a consumer can be killed.
+A consumer that dies, however often, fails only the batch it held (its messages come back after
+their visibility timeout) and is replaced by a fresh process before its slot takes the next batch,
+as Lambda replaces a crashed execution environment; the slot's poller thread carries on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +129,10 @@ class EventSourceMapping:
             self._threads.append(thread)
         log.info("polling %s with %d concurrent consumers", self.queue_url, len(self.workers))
 
+    def live_consumers(self) -> int:
+        """How many consumer processes run and serve now (ConsumerMaxConcurrency at full strength)."""
+        return sum(worker.ready and worker.is_alive() for worker in self.workers)
+
     def stop(self) -> None:
         self._stopping.set()
         for thread in self._threads:
@@ -149,21 +157,44 @@ class EventSourceMapping:
         client = sqs_client(self.endpoint, timeout=3)
         while not self._stopping.is_set():
             try:
-                messages = client.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=WAIT_TIME_SECONDS,
-                    AttributeNames=["All"],
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception as error:
-                # The queue is away (the queue outage drill): Lambda's pollers back off and retry too.
-                log.warning("receive failed (%s); retrying in 1 s", type(error).__name__)
+                self._poll_once(client, worker)
+            except InvocationFailed as error:  # its replacement failed to start (or was killed starting)
+                log.warning("%s; trying again in 1 s", error)
                 self._stopping.wait(1)
-                continue
-            if messages:
-                self._report(self._invoke(client, worker, messages))
+            except Exception:
+                # Whatever went wrong, the slot keeps polling: Lambda's pollers do not give up.
+                log.exception("%s: unexpected error; polling again in 1 s", threading.current_thread().name)
+                self._stopping.wait(1)
+
+    def _poll_once(self, client: Any, worker: WorkerProcess) -> None:
+        if not worker.is_alive():
+            self._replace(worker)
+        try:
+            messages = client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=WAIT_TIME_SECONDS,
+                AttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        except Exception as error:
+            # The queue is away (the queue outage drill): Lambda's pollers back off and retry too.
+            log.warning("receive failed (%s); retrying in 1 s", type(error).__name__)
+            self._stopping.wait(1)
+            return
+        if messages:
+            self._report(self._invoke(client, worker, messages))
+
+    def _replace(self, worker: WorkerProcess) -> None:
+        """Start a fresh environment in place of one that died, before the slot takes another batch."""
+        worker.kill()  # reaps the dead process and closes its pipe
+        log.warning("a consumer process is gone; starting a fresh one (%s)", worker.log.name)
+        started = time.monotonic()
+        worker.start()
+        log.info(
+            "a fresh consumer process serves after %.1f s (%s)", time.monotonic() - started, worker.log.name
+        )
 
     def _invoke(self, client: Any, worker: WorkerProcess, messages: list[dict[str, Any]]) -> BatchReport:
         event = {"Records": [lambda_record(message, self.queue_arn) for message in messages]}
@@ -173,11 +204,10 @@ class EventSourceMapping:
             # Nothing is deleted: every message comes back after its visibility timeout.
             return BatchReport(len(messages), 0, len(messages), str(error))
         if self._take_crash():
-            worker.kill()
+            worker.kill()  # the slot replaces it before its next batch
             log.warning(
                 "drill: killed a consumer after its commit, before deleting %d messages", len(messages)
             )
-            worker.start()
             return BatchReport(len(messages), 0, len(messages), "killed before delete")
         failed_ids = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [message for message in messages if message["MessageId"] not in failed_ids]

@@ -4,12 +4,16 @@ A worker process is one "execution environment": it sets the function's environm
 before loading functions/<name>/app.py (the handlers read their configuration at import time, as in
 Lambda) and then serves invocations one at a time over a pipe. The event source mapping emulator
 can SIGKILL a worker at a chosen moment, which is how the drill crashes a consumer.
+
+A worker that dies (killed from outside, as a crashed environment) fails only the invocation it was
+serving; its owner replaces it, as Lambda replaces a crashed execution environment.
 """
 
 from __future__ import annotations
 
 import collections
 import importlib.util
+import logging
 import multiprocessing
 import os
 import queue
@@ -29,6 +33,8 @@ from typing import Any
 from local.template import LOCAL_ACCOUNT, LOCAL_REGION, REPO_ROOT
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+log = logging.getLogger("local.lambda")
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 
@@ -102,6 +108,10 @@ class InvocationTimedOut(InvocationFailed):
     """The handler ran past the function's timeout; its environment was discarded."""
 
 
+class EnvironmentGone(InvocationFailed):
+    """The environment had died before the event reached it: the handler never saw the event."""
+
+
 class WorkerProcess:
     """One execution environment of functions/<function>/app.py's handler."""
 
@@ -115,6 +125,7 @@ class WorkerProcess:
         self.log = log
         self.process: BaseProcess | None = None
         self.channel: Connection | None = None
+        self.ready = False  # its handler module is loaded: it serves invocations
 
     def start(self, ready_timeout: float = 60) -> None:
         self.spawn()
@@ -143,23 +154,38 @@ class WorkerProcess:
         except EOFError:
             self.kill()
             raise InvocationFailed(f"{self.function_name} failed to initialise; see {self.log}") from None
+        self.ready = True
 
     def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Any:
-        if self.channel is None:
-            self.start()
+        """Run the handler on `event` in this environment, which must be running."""
         channel = self._channel()
-        channel.send((event, request_id or str(uuid.uuid4())))
-        if not channel.poll(self.timeout_s):
-            self.kill()  # Lambda ends a timed-out invocation by discarding its environment
-            raise InvocationTimedOut(f"{self.function_name} timed out after {self.timeout_s}s")
         try:
+            channel.send((event, request_id or str(uuid.uuid4())))
+        except OSError:  # BrokenPipeError, ConnectionResetError: nobody reads the other end
+            self.kill()
+            raise EnvironmentGone(f"{self.function_name} process had died; see {self.log}") from None
+        try:
+            if not channel.poll(self.timeout_s):
+                self.kill()  # Lambda ends a timed-out invocation by discarding its environment
+                raise InvocationTimedOut(f"{self.function_name} timed out after {self.timeout_s}s")
             status, value = channel.recv()
-        except EOFError:
+        except (EOFError, OSError):
             self.kill()
             raise InvocationFailed(f"{self.function_name} process died; see {self.log}") from None
         if status == "error":
             raise InvocationFailed(value)
         return value
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running environment (None when there is none)."""
+        process = self.process  # read once: another thread may discard it meanwhile
+        return process.pid if process is not None else None
+
+    def is_alive(self) -> bool:
+        """True while the environment's process runs (False once it died or was discarded)."""
+        process = self.process
+        return process is not None and process.is_alive()
 
     def _channel(self) -> Connection:
         if self.channel is None:
@@ -176,6 +202,7 @@ class WorkerProcess:
             self.channel.close()
         self.process = None
         self.channel = None
+        self.ready = False
 
 
 def _run_logged(
@@ -198,7 +225,9 @@ class FunctionPool:
     The handlers keep per-environment state (a database connection, Powertools' current event), so
     concurrent requests must not share one. The pool starts `initial` environments and adds one (a cold
     start) when a request finds all of them busy, up to `maximum`; meanwhile requests wait for one, first
-    come first served.
+    come first served. An environment that died (crashed, killed, or discarded after a timeout) never
+    serves again: only the invocation it was running fails, and its replacement is an ordinary cold
+    start, one at a time, so a wave of crashes cannot start a stampede of interpreters.
     """
 
     def __init__(
@@ -218,10 +247,12 @@ class FunctionPool:
         self.initial = initial
         self.maximum = maximum
         self._idle: list[WorkerProcess] = []
-        self._waiting: collections.deque[queue.SimpleQueue] = collections.deque()
+        # Each waiting request's turn: it gets a worker, or None to try again (an environment was lost).
+        self._waiting: collections.deque[queue.SimpleQueue[WorkerProcess | None]] = collections.deque()
         self._all: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._starting = False
+        self._started = 0  # environments created so far, to number their log files
 
     def start(self) -> None:
         workers = [self._add() for _ in range(self.initial)]
@@ -231,50 +262,84 @@ class FunctionPool:
             worker.wait_until_ready()
         self._idle.extend(workers)
 
-    def __call__(self, event: dict, context: LambdaContext) -> dict:
-        worker = self._acquire()
-        try:
-            return worker.invoke(event, context.aws_request_id)
-        finally:
-            self._release(worker)
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        while True:
+            worker = self._acquire()
+            try:
+                return worker.invoke(event, context.aws_request_id)
+            except EnvironmentGone:
+                continue  # it died while idle: the event never reached it, so another one serves it
+            finally:
+                self._release(worker)
 
     def stop(self) -> None:
         with self._lock:
             for worker in self._all:
                 worker.kill()
 
-    def _acquire(self) -> WorkerProcess:
+    def pids(self) -> tuple[list[int], list[int]]:
+        """The process ids of the idle and of the busy environments."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            # One cold start at a time: a burst must not start dozens of interpreters at once.
-            cold = None
-            if not self._starting and len(self._all) < self.maximum:
-                cold = self._add()
-                self._starting = True
-            else:
-                turn: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
-                self._waiting.append(turn)
-        if cold is None:
-            return turn.get()
+            idle = [pid for worker in self._idle if (pid := worker.pid) is not None]
+            busy = [
+                pid for worker in self._all if worker not in self._idle and (pid := worker.pid) is not None
+            ]
+        return idle, busy
+
+    def _acquire(self) -> WorkerProcess:
+        while True:
+            with self._lock:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.is_alive():
+                        return worker
+                    self._discard(worker)  # it died while idle
+                # One cold start at a time: a burst must not start dozens of interpreters at once.
+                cold = None
+                if not self._starting and len(self._all) < self.maximum:
+                    cold = self._add()
+                    self._starting = True
+                else:
+                    turn: queue.SimpleQueue[WorkerProcess | None] = queue.SimpleQueue()
+                    self._waiting.append(turn)
+            if cold is not None:
+                return self._cold_start(cold)
+            served = turn.get()
+            if served is not None:
+                return served
+
+    def _cold_start(self, worker: WorkerProcess) -> WorkerProcess:
         try:
-            cold.start()
-        except BaseException:
-            self._release(cold)  # its next invocation tries the cold start again
-            raise
+            worker.start()
         finally:
             with self._lock:
                 self._starting = False
-        return cold
+            if not worker.is_alive():  # it failed to start: discarded, a waiting request tries again
+                self._release(worker)
+        return worker
 
     def _release(self, worker: WorkerProcess) -> None:
         with self._lock:
-            if self._waiting:
+            if not worker.is_alive():
+                self._discard(worker)
+                self._wake_one()
+            elif self._waiting:
                 self._waiting.popleft().put(worker)  # the longest waiting request goes next
             else:
                 self._idle.append(worker)
 
+    def _wake_one(self) -> None:
+        """Let the longest waiting request try again (called with the lock held)."""
+        if self._waiting:
+            self._waiting.popleft().put(None)
+
+    def _discard(self, worker: WorkerProcess) -> None:
+        worker.kill()  # reaps the process and closes its pipe
+        self._all.remove(worker)
+        log.warning("%s: an environment is gone (crashed or timed out)", self.function_name)
+
     def _add(self) -> WorkerProcess:
-        worker = self._new(len(self._all))
+        worker = self._new(self._started)
+        self._started += 1
         self._all.append(worker)
         return worker

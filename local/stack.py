@@ -15,6 +15,7 @@ import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ingest.api import API_GATEWAY_TIMEOUT_S
@@ -36,12 +37,16 @@ from local.servers.replication import (
 )
 from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.stack_queues import Queues, create_queues, external_endpoint
+from local.supervisor import Supervisor
 from local.template import LOCAL_REGION, TEMPLATE_PATH, Template, shared_values
 
 log = logging.getLogger("local.stack")
 
 DATABASE = shared_values().database_name
 APP_USER = "ingest_app"
+# The names the supervisor logs and the drill pauses (the MariaDB instances go by their own names).
+PROXY_SERVICE = "HAProxy"
+QUEUE_SERVICE = "the SQS emulator"
 
 
 @dataclass
@@ -58,6 +63,8 @@ class StackOptions:
     consumer_concurrency: int | None = None  # the template's ConsumerMaxConcurrency default when None
     log_level: str = "INFO"  # the handlers' POWERTOOLS_LOG_LEVEL
     consumer_environment: dict[str, str] = field(default_factory=dict)
+    # Restart HAProxy, the SQS emulator or a MariaDB instance that dies, as the managed services heal.
+    supervise: bool = True
 
 
 def _started[T](part: T | None, name: str) -> T:
@@ -83,6 +90,7 @@ class Stack:
         self._consumers: EventSourceMapping | None = None
         self._api: ApiGateway | None = None
         self.api_functions: list[FunctionPool] = []
+        self.supervisor = self._supervisor()
 
     @property
     def queues(self) -> Queues:
@@ -106,6 +114,8 @@ class Stack:
             self._start_queue()
             self._start_consumers()
             self._start_api()
+            if self.options.supervise:
+                self.supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -113,6 +123,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
+            ("supervisor", self.supervisor.stop),  # first, so it restarts nothing that stops now
             ("API", self._stop_api),
             ("API functions", self._stop_api_functions),
             ("consumers", self.stop_consumers),
@@ -282,6 +293,30 @@ class Stack:
         )
         log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
 
+    def _supervisor(self) -> Supervisor:
+        """What the stack supervises once started: the stand-ins for managed services."""
+        supervisor = Supervisor()
+        for server in (self.writer, self.replica):
+            supervisor.watch(
+                self._service_name(server), server.is_running, partial(self._restart_database, server)
+            )
+        supervisor.watch(PROXY_SERVICE, self.proxy.is_running, self.proxy.restart)
+        if self.sqs is not None:
+            supervisor.watch(QUEUE_SERVICE, self.sqs.is_running, self.sqs.start)
+        return supervisor
+
+    @staticmethod
+    def _service_name(server: MariaDB) -> str:
+        return f"MariaDB {server.name}"
+
+    def _restart_database(self, server: MariaDB) -> None:
+        """Start a crashed instance again in its role, as Aurora restarts a failed instance."""
+        if server is self.writer:
+            server.start()  # its replica reconnects by itself (MASTER_CONNECT_RETRY = 1)
+        else:
+            server.start(as_replica=True)
+            resume_replicating(server)
+
     def replace_route(self, method: str, resource: str, function_name: str, handler: Handler) -> None:
         """Send a route to another handler (the drill's direct-write baselines)."""
         self.api.routes[:] = [
@@ -293,8 +328,11 @@ class Stack:
 
     # ---- failures the drill stages ---------------------------------------------------------------
 
+    # Each pauses the supervision of what it stops, so the outage lasts as long as the drill wants.
+
     def stop_databases(self) -> None:
         """Both instances down, as during an engine upgrade."""
+        self.supervisor.pause(*self._database_services())
         self.replica.stop()
         self.writer.stop()
 
@@ -302,17 +340,35 @@ class Stack:
         self.writer.start()
         self.replica.start(as_replica=True)
         resume_replicating(self.replica)
+        self.supervisor.resume(*self._database_services())
 
     def kill_writer(self) -> None:
+        """SIGKILL of the writer; it stays down until `fail_over`."""
+        self.supervisor.pause(self._service_name(self.writer))
         self.writer.kill()
 
     def fail_over(self) -> None:
         """Promote the replica, point HAProxy at it, and bring the old writer back as its replica."""
         old, new = self.writer, self.replica
-        promote(new)
-        self.writer, self.replica = new, old
-        self.proxy.route_to((new.name, new.port), (old.name, old.port))
-        demote(old, new)
+        with self.supervisor.paused(*self._database_services(), PROXY_SERVICE):
+            promote(new)
+            self.writer, self.replica = new, old
+            self.proxy.route_to((new.name, new.port), (old.name, old.port))
+            demote(old, new)
+
+    def kill_queue(self) -> None:
+        """SIGKILL of the SQS emulator; it stays down until `restart_queue`."""
+        sqs = _started(self.sqs, "the SQS emulator")
+        self.supervisor.pause(QUEUE_SERVICE)
+        sqs.kill()
+
+    def restart_queue(self) -> None:
+        """Start the SQS emulator again on its data."""
+        _started(self.sqs, "the SQS emulator").start()
+        self.supervisor.resume(QUEUE_SERVICE)
+
+    def _database_services(self) -> tuple[str, str]:
+        return self._service_name(self.writer), self._service_name(self.replica)
 
 
 def configure_logging() -> None:

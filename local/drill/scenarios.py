@@ -60,9 +60,9 @@ def queue_outage(stack: Stack, traffic: TrafficGenerator, outage_s: float) -> No
     if stack.sqs is None:
         raise RuntimeError("queue-outage kills the SQS emulator: unset INGEST_SQS_ENDPOINT to run it")
     log.info("queue-outage: SIGKILL of the SQS emulator for %.0f s", outage_s)
-    stack.sqs.kill()
+    stack.kill_queue()
     time.sleep(outage_s)
-    stack.sqs.start()
+    stack.restart_queue()
     log.info("queue-outage: the emulator is back with its data")
 
 

@@ -51,7 +51,16 @@ class HAProxy:
         """Listen on `port`, sending connections to `writer` (name, port) and to `replica` as backup."""
         ensure_port_free(self.port, "HAProxy (the database endpoint)")
         self._write_config(writer, replica)
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
         self.process.start(self._command(), lambda: not is_port_free(self.port), timeout, poll_interval=0.05)
+
+    def restart(self, timeout: float = 10) -> None:
+        """Start haproxy again on the configuration it last had (after it died)."""
+        self.process.kill()  # reaps the dead process
+        ensure_port_free(self.port, "HAProxy (the database endpoint)")
+        self._launch(timeout)
 
     def route_to(self, writer: tuple[str, int], replica: tuple[str, int]) -> None:
         """Make `writer` the primary server: a new haproxy takes over the port and ends the old one."""

@@ -1,6 +1,7 @@
 """End-to-end tests: the local stack on real servers (MariaDB, HAProxy, the SQS emulator)."""
 
 import shutil
+from typing import Any
 
 import pytest
 
@@ -22,13 +23,17 @@ def _installed(name: str) -> bool:
     return bool(shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin"))
 
 
-@pytest.fixture
-def stack_options() -> StackOptions:
+def options_on_free_ports(**settings: Any) -> StackOptions:
     """Ports nobody uses right now, so the tests run next to a `make demo` or another test run."""
     ports: set[int] = set()
     while len(ports) < 5:
         ports.add(free_port())
     proxy, writer, replica, sqs, api = sorted(ports)
     return StackOptions(
-        proxy_port=proxy, writer_port=writer, replica_port=replica, sqs_port=sqs, api_port=api
+        proxy_port=proxy, writer_port=writer, replica_port=replica, sqs_port=sqs, api_port=api, **settings
     )
+
+
+@pytest.fixture
+def stack_options() -> StackOptions:
+    return options_on_free_ports()

@@ -51,7 +51,8 @@ def test_queue_strategy_loses_and_duplicates_nothing(scenario: str, stack_option
 
 
 def test_direct_writes_lose_data_during_an_upgrade(stack_options: StackOptions) -> None:
-    result = run("upgrade", "direct", short_drill(stack_options)).result
+    outcome = run("upgrade", "direct", short_drill(stack_options))
+    result = outcome.result
 
     # It works while the database is up (so its losses are the outage's, not a broken baseline) ...
     assert result["acknowledged"] > 0
@@ -60,5 +61,5 @@ def test_direct_writes_lose_data_during_an_upgrade(stack_options: StackOptions) 
     assert result["duplicates"] == 0
     # A direct write answers 2xx only once committed: no acknowledged request is missing. (A write can
     # also commit and then lose its answer with the connection, so committed may exceed acknowledged.)
-    assert not [answer for answer in result["lost_answers"] if answer.startswith("2")]
+    assert not [answer for answer in outcome.lost_answers if answer.startswith("2")]
     assert result["committed"] >= result["acknowledged"]

@@ -34,6 +34,7 @@ def start_emulator(data_dir: Path) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None  # stdout=PIPE
     startup_line = process.stdout.readline()
     match = re.search(r"http://\S+", startup_line)
     if match is None:

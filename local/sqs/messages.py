@@ -56,7 +56,8 @@ class MessageActions:
     def send_message_batch(self, params: dict[str, Any]) -> dict[str, Any]:
         queue = self._addresses.queue(params)
         entries = batch_entries(params, "SendMessageBatchRequestEntry")
-        total = sum(len(entry["MessageBody"].encode()) for entry in entries)
+        # Entries are validated one by one later: a lone surrogate counts its 3 bytes here.
+        total = sum(len(entry["MessageBody"].encode(errors="surrogatepass")) for entry in entries)
         if total > MAX_BATCH_BYTES:
             raise SqsError(
                 "BatchRequestTooLong",

@@ -4,6 +4,7 @@ before, the last-resort 500 and the answer to actions the emulator does not serv
 import http.client
 import json
 import logging
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -181,6 +182,13 @@ def fuzz_queues(emulator_endpoint) -> Any:
 @given(request=requests, raw=st.one_of(st.none(), st.binary(max_size=30)))
 @example(request=("SendMessage", {}), raw=b"[" * 100_000)
 @example(request=("ListQueues", {}), raw=b'{"MaxResults": 1e999}')
+@example(
+    request=(
+        "SendMessageBatch",
+        {"QueueUrl": QUEUE_URLS[0], "Entries": [{"Id": "a", "MessageBody": "\ud800"}]},
+    ),
+    raw=None,
+)
 def test_every_generated_request_gets_a_well_formed_reply(connection, fuzz_queues, request, raw):
     """GIVEN requests generated for every action (JSON bodies with wrong types, odd strings with
     lone surrogates, huge integers, nested junk, or bytes that are no JSON) WHEN posted one after
@@ -340,3 +348,39 @@ def test_tags_are_not_served_and_say_so(emulator_sqs, queue_name):
     error = excinfo.value.response["Error"]
     assert error["Code"] == "AWS.SimpleQueueService.UnsupportedOperation"
     assert "TagQueue" in error["Message"]
+
+
+def test_query_protocol_request_is_answered_in_json(connection, queue_name):
+    """docs/local-sqs.md, "Knowingly not supported": the Query (XML) protocol of older SDKs.
+
+    GIVEN a Query-protocol request (form-encoded, no X-Amz-Target) WHEN posted THEN 400
+    InvalidAction in the JSON protocol, naming the protocol that is served."""
+    connection.request(
+        "POST",
+        "/",
+        body=f"Action=CreateQueue&QueueName={queue_name}&Version=2012-11-05",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = connection.getresponse()
+    reply = json.loads(response.read())
+
+    assert (response.status, reply["__type"]) == (400, "com.amazonaws.sqs#InvalidAction")
+    assert "X-Amz-Target" in reply["message"]
+
+
+def test_request_without_a_valid_content_length_is_answered_then_closed(emulator_endpoint):
+    """GIVEN a POST whose Content-Length is not a number WHEN sent THEN a 400 JSON reply comes back
+    and the server closes the connection (the body cannot be told from a next request)."""
+    address = urlsplit(emulator_endpoint)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST / HTTP/1.1\r\nX-Amz-Target: AmazonSQS.ListQueues\r\nContent-Length: many\r\n\r\n{}"
+        )
+        received = b""
+        while chunk := raw.recv(65536):  # ends when the server closes
+            received += chunk
+
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"Connection: close" in head
+    assert json.loads(body)["__type"] == "com.amazonaws.sqs#SerializationException"

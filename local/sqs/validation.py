@@ -23,6 +23,11 @@ from local.sqs.model import (
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 MAX_QUEUE_NAME = 80
+QUEUE_NAME_RULE = "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
+FIFO_QUEUE_NAME_RULE = (
+    "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, "
+    "must end with .fifo suffix and be 1 to 80 in length."
+)
 # Characters SQS accepts in a body: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF
 FORBIDDEN_BODY_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MAX_VISIBILITY_TIMEOUT_S = 43200
@@ -79,13 +84,9 @@ def new_queue(params: Mapping[str, Any], queues: Mapping[str, Queue]) -> tuple[s
         raise missing("QueueName")
     requested = params.get("Attributes") or {}
     fifo = requested.get("FifoQueue", "false").lower() == "true"
-    if fifo and not (name.endswith(".fifo") and QUEUE_NAME.fullmatch(name.removesuffix(".fifo"))):
-        raise invalid("The name of a FIFO queue can only include alphanumeric characters, hyphens, "
-                      "or underscores, must end with .fifo suffix and be 1 to 80 in length.")  # fmt: skip
-    if not fifo and not QUEUE_NAME.fullmatch(name):
-        raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
-    if len(name) > MAX_QUEUE_NAME:
-        raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+    base = name.removesuffix(".fifo") if fifo else name
+    if len(name) > MAX_QUEUE_NAME or not QUEUE_NAME.fullmatch(base) or (fifo and base == name):
+        raise invalid(FIFO_QUEUE_NAME_RULE if fifo else QUEUE_NAME_RULE)
     return name, queue_attributes(requested, fifo, queues)
 
 
@@ -180,7 +181,7 @@ def outgoing_message(queue: Queue, params: Mapping[str, Any]) -> OutgoingMessage
         )
     group_id, dedup_id = params.get("MessageGroupId"), params.get("MessageDeduplicationId")
     for name, value in (("MessageGroupId", group_id), ("MessageDeduplicationId", dedup_id)):
-        if value is not None and not MESSAGE_TOKEN.fullmatch(value):
+        if value and not MESSAGE_TOKEN.fullmatch(value):  # an empty one counts as absent
             raise invalid(
                 f"Value {value} for parameter {name} is invalid. Reason: it must be 1 to 128 "
                 "alphanumeric or punctuation characters."

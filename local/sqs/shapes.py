@@ -24,6 +24,7 @@ from local.sqs.errors import SqsError, invalid, missing
 # A checker returns the value as the actions see it (a structure without its null members).
 Checker = Callable[[Any], Any]
 
+# No SQS request has a long or a boolean member today; the model may grow them.
 INTEGER_BITS = {"integer": 32, "long": 64}
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 CHARACTERS_CHECKED_BY_ACTION = {"MessageBody", "StringValue"}

@@ -1,6 +1,7 @@
 """python -m local.sqs --port 9324 --data .local/sqs"""
 
 import argparse
+import logging
 from pathlib import Path
 
 from local.sqs.server import SqsServer
@@ -13,6 +14,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="directory for the SQLite database")
     parser.add_argument("--region", default="us-east-1", help="region used in queue ARNs")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     server = SqsServer(args.host, args.port, str(data / "sqs.sqlite3"), region=args.region)

@@ -20,6 +20,7 @@ from local.sqs.messages import MessageActions
 from local.sqs.move_tasks import MoveTasks
 from local.sqs.queues import QueueActions, QueueAddresses
 from local.sqs.receiving import Receiver
+from local.sqs.shapes import operation_shapes
 from local.sqs.storage import Storage
 
 Action = Callable[[dict[str, Any]], dict[str, Any]]
@@ -77,6 +78,7 @@ class QueueStore:
             "ListMessageMoveTasks": move_tasks.list_message_move_tasks,
             "CancelMessageMoveTask": move_tasks.cancel_message_move_task,
         }
+        self._request_shapes = operation_shapes()
 
     def close(self) -> None:
         with self._lock:
@@ -89,13 +91,18 @@ class QueueStore:
     def now_ms(self) -> int:
         return self._storage.now_ms()
 
-    def handle(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one SQS action; raises SqsError for an error reply."""
+    def handle(self, action: str, params: Any) -> dict[str, Any]:
+        """Run one SQS action on its request (the decoded JSON document); raises SqsError for an
+        error reply. The request is checked against the action's shape first."""
+        check_request = self._request_shapes.get(action)
+        if check_request is None:
+            raise SqsError("InvalidAction", f"The action {action} is not valid for this endpoint.")
+        params = check_request(params)
         if action == "ReceiveMessage":
             return self._receive_message(params)
         run_action = self._actions.get(action)
-        if run_action is None:
-            raise SqsError("InvalidAction", f"The action {action} is not valid for this endpoint.")
+        if run_action is None:  # an SQS action the emulator does not serve: tags, permissions
+            raise SqsError("UnsupportedOperation", f"The local SQS emulator does not support {action}.")
         with self._lock:
             with self._storage.transaction:
                 reply = run_action(params)

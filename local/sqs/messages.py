@@ -14,6 +14,11 @@ from local.sqs.model import Queue
 from local.sqs.queues import QueueAddresses
 from local.sqs.storage import Storage, marks
 
+# SendMessageBatch API reference: "The maximum allowed individual message size and the maximum
+# total payload size (the sum of the individual lengths of all of the batched messages) are both
+# 1 MiB 1,048,576 bytes." The total does not follow the queue's MaximumMessageSize.
+MAX_BATCH_BYTES = 1_048_576
+
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
@@ -51,13 +56,15 @@ class MessageActions:
     def send_message_batch(self, params: dict[str, Any]) -> dict[str, Any]:
         queue = self._addresses.queue(params)
         entries = batch_entries(params, "SendMessageBatchRequestEntry")
-        total = sum(len(entry.get("MessageBody", "").encode()) for entry in entries)
-        if total > queue.number("MaximumMessageSize"):
+        # Entries are validated one by one later: a lone surrogate counts its 3 bytes here.
+        total = sum(len(entry["MessageBody"].encode(errors="surrogatepass")) for entry in entries)
+        if total > MAX_BATCH_BYTES:
             raise SqsError(
                 "BatchRequestTooLong",
-                f"Batch requests cannot be longer than {queue.number('MaximumMessageSize')} bytes. "
-                f"You have sent {total} bytes.",
+                f"Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes.",
             )
+        if queue.fifo:
+            validation.fifo_batch_entries(queue, entries)
         return batch_reply(entries, lambda entry: self._send(queue, entry))
 
     def _send(self, queue: Queue, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ PURGE_INTERVAL_MS = 60 * 1000
 # Name -> (default, minimum, maximum) for the numeric attributes SQS validates.
 NUMERIC_ATTRIBUTES = {
     "DelaySeconds": (0, 0, 900),
-    "MaximumMessageSize": (262144, 1024, 1048576),
+    "MaximumMessageSize": (1048576, 1024, 1048576),
     "MessageRetentionPeriod": (345600, 60, 1209600),
     "ReceiveMessageWaitTimeSeconds": (0, 0, 20),
     "VisibilityTimeout": (30, 0, 43200),

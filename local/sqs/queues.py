@@ -4,7 +4,7 @@ DeleteQueue, PurgeQueue, ListDeadLetterSourceQueues; and how queues are addresse
 from typing import Any
 
 from local.sqs import validation
-from local.sqs.errors import SqsError, missing
+from local.sqs.errors import SqsError, invalid, missing
 from local.sqs.model import (
     ACCOUNT,
     COMPUTED_ATTRIBUTES,
@@ -23,6 +23,7 @@ MESSAGE_COUNTS = {
     "ApproximateNumberOfMessagesDelayed",
 }
 MAX_LISTED_QUEUES = 1000
+MAX_TOKEN_DIGITS = 9
 
 
 class QueueAddresses:
@@ -77,8 +78,14 @@ class QueueActions:
     def list_queues(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = params.get("QueueNamePrefix", "")
         names = sorted(name for name in self._queues if name.startswith(prefix))
-        start = int(params.get("NextToken") or 0)
-        limit = params.get("MaxResults")
+        token = params.get("NextToken") or "0"
+        # Tokens are the offsets this action handed out; anything else is refused.
+        if not (token.isascii() and token.isdigit() and len(token) <= MAX_TOKEN_DIGITS):
+            raise invalid("Invalid NextToken value.")
+        start = int(token)
+        limit = None
+        if "MaxResults" in params:
+            limit = validation.int_parameter(params, "MaxResults", MAX_LISTED_QUEUES, 1, MAX_LISTED_QUEUES)
         page = names[start : start + limit] if limit else names[:MAX_LISTED_QUEUES]
         reply: dict[str, Any] = {}
         if page:

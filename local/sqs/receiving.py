@@ -122,15 +122,13 @@ class Receiver:
         names = params.get("MessageAttributeNames") or []
         if names and row["message_attributes"]:
             stored = json.loads(row["message_attributes"])
+            # "bar.*" returns the attributes whose names start with "bar"; ".*" (prefix "") all.
+            prefixes = tuple(pattern[:-2] for pattern in names if pattern.endswith(".*"))
             chosen = {
                 name: value
                 for name, value in stored.items()
-                if any(
-                    pattern in {"All", ".*"} or pattern == name
-                    or (pattern.endswith(".*") and name.startswith(pattern[:-1]))
-                    for pattern in names
-                )
-            }  # fmt: skip
+                if "All" in names or name in names or name.startswith(prefixes)
+            }
             if chosen:
                 message["MessageAttributes"] = chosen
                 message["MD5OfMessageAttributes"] = message_attributes_md5(chosen)

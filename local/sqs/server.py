@@ -7,6 +7,7 @@ queue work itself.
 
 import itertools
 import json
+import logging
 import socketserver
 import threading
 from http import HTTPStatus
@@ -20,6 +21,8 @@ TARGET_PREFIX = "AmazonSQS."
 HOUSEKEEPING_INTERVAL_S = 0.1
 MAX_LINE = 65536
 MAX_HEADERS = 100
+MAX_CONTENT_LENGTH_DIGITS = 9  # bodies up to a gigabyte; SQS's largest request is a few MiB
+LOGGER = logging.getLogger(__name__)
 
 
 class SqsRequestHandler(socketserver.StreamRequestHandler):
@@ -44,11 +47,19 @@ class SqsRequestHandler(socketserver.StreamRequestHandler):
                 break
             name, _, value = line.partition(b":")
             headers[name.strip().lower()] = value.strip()
-        body = self.rfile.read(int(headers.get(b"content-length", 0)))
         keep_alive = headers.get(b"connection", b"").lower() != b"close" and request_line.endswith(b"1.1\r\n")
-        if method == b"POST":
-            status, payload, extra = self._dispatch(headers.get(b"x-amz-target", b"").decode(), body)
+        length = headers.get(b"content-length", b"0")
+        if not (length.isdigit() and len(length) <= MAX_CONTENT_LENGTH_DIGITS):
+            # Without a length the body cannot be told from the next request: answer, then close.
+            status, payload, extra = error_reply(
+                SqsError("SerializationException", "The request has no valid Content-Length.")
+            )
+            keep_alive = False
+        elif method == b"POST":
+            body = self.rfile.read(int(length))
+            status, payload, extra = self._dispatch(headers.get(b"x-amz-target", b"").decode("latin-1"), body)
         else:  # any GET is a readiness probe
+            self.rfile.read(int(length))
             status, payload, extra = 200, b'{"status":"ok"}', b""
         reason = HTTPStatus(status).phrase.encode()
         self.wfile.write(
@@ -74,14 +85,23 @@ class SqsRequestHandler(socketserver.StreamRequestHandler):
                 )
             try:
                 params = json.loads(body or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to parse
                 raise SqsError("SerializationException", "The request body is not valid JSON.") from None
             reply = self.server.store.handle(target[len(TARGET_PREFIX) :], params)
             return 200, json.dumps(reply).encode(), b""
         except SqsError as error:
-            # The legacy code in this header is what botocore shows as the error's Code.
-            extra = b"x-amzn-query-error: %s;Sender\r\n" % error.legacy_code.encode()
-            return error.status, json.dumps(error.to_json()).encode(), extra
+            return error_reply(error)
+        except Exception:  # the last resort: a reply instead of a dropped connection
+            LOGGER.exception("internal error serving %s", target)
+            return error_reply(SqsError("InternalError", "The request could not be processed.", status=500))
+
+
+def error_reply(error: SqsError) -> tuple[int, bytes, bytes]:
+    """Status, JSON body and extra header lines of an error reply. The legacy code in the
+    x-amzn-query-error header is what botocore shows as the error's Code."""
+    fault = b"Receiver" if error.status >= 500 else b"Sender"
+    extra = b"x-amzn-query-error: %s;%s\r\n" % (error.legacy_code.encode(), fault)
+    return error.status, json.dumps(error.to_json()).encode(), extra
 
 
 class SqsServer(ThreadingHTTPServer):

@@ -334,3 +334,121 @@ def test_long_poll_on_empty_queue_waits_and_returns_nothing(sqs, queue_name):
 
     assert "Messages" not in reply
     assert 0.9 <= time.monotonic() - started < 3
+
+
+def test_fifo_send_with_zero_delay_is_accepted(sqs, queue_name):
+    """SendMessage API reference, DelaySeconds: "Messages with a positive DelaySeconds value become
+    available for processing after the delay period is finished. [...] When you set FifoQueue,
+    you can't set DelaySeconds per message. You can set this parameter only on a queue level."
+    A zero asks for no delay of the message's own, and SQS accepts it.
+
+    GIVEN a FIFO queue WHEN a message is sent with DelaySeconds 0 THEN it is accepted and
+    delivered; WHEN with DelaySeconds 5 THEN InvalidParameterValue."""
+    queue_url = create_fifo(sqs, queue_name)
+
+    sqs.send_message(
+        QueueUrl=queue_url, MessageBody="now", MessageGroupId="g", MessageDeduplicationId="d", DelaySeconds=0
+    )
+
+    assert [message["Body"] for message in sqs.receive_message(QueueUrl=queue_url)["Messages"]] == ["now"]
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody="late",
+            MessageGroupId="g",
+            MessageDeduplicationId="e",
+            DelaySeconds=5,
+        )
+    assert error_code(excinfo) == "InvalidParameterValue"
+
+
+def test_default_maximum_message_size_is_one_mebibyte(sqs, queue_name):
+    """CreateQueue API reference, MaximumMessageSize: "Valid values: An integer from 1,024 bytes
+    (1 KiB) to 1,048,576 bytes (1 MiB). Default: 1,048,576 bytes (1 MiB)."
+
+    GIVEN a queue created without MaximumMessageSize WHEN its attributes are read THEN 1048576;
+    WHEN a 1 MiB body is sent THEN it is accepted, one byte more is not."""
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"])
+    sqs.send_message(QueueUrl=queue_url, MessageBody="x" * 1_048_576)
+
+    assert attributes["Attributes"] == {"MaximumMessageSize": "1048576"}
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message(QueueUrl=queue_url, MessageBody="x" * 1_048_577)
+    assert error_code(excinfo) == "InvalidParameterValue"
+
+
+def test_batch_total_is_limited_to_one_mebibyte(sqs, queue_name):
+    """SendMessageBatch API reference: "The maximum allowed individual message size and the maximum
+    total payload size (the sum of the individual lengths of all of the batched messages) are
+    both 1 MiB 1,048,576 bytes."
+
+    GIVEN a queue whose messages may be 1 KiB WHEN ten messages of 1,000 bytes are sent in one
+    batch THEN all are accepted (the queue's limit is per message); GIVEN a default queue WHEN a
+    batch sums to more than 1 MiB THEN BatchRequestTooLong."""
+    small_url = sqs.create_queue(QueueName=f"{queue_name}-small", Attributes={"MaximumMessageSize": "1024"})[
+        "QueueUrl"
+    ]
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+    reply = sqs.send_message_batch(
+        QueueUrl=small_url, Entries=[{"Id": str(i), "MessageBody": "x" * 1000} for i in range(10)]
+    )
+
+    assert (len(reply["Successful"]), reply.get("Failed", [])) == (10, [])
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": "x" * 104_858} for i in range(10)]
+        )
+    assert error_code(excinfo) == "AWS.SimpleQueueService.BatchRequestTooLong"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "names"),
+    [
+        (["Name.*"], ["Name.first", "NameTag"]),
+        ([".*"], ["Name.first", "NameTag", "Other"]),
+        (["All"], ["Name.first", "NameTag", "Other"]),
+        (["Other", "Name.first"], ["Name.first", "Other"]),
+    ],
+    ids=["prefix", "dot-star", "all", "by-name"],
+)
+def test_message_attribute_names_select_by_name_or_prefix(sqs, queue_name, patterns, names):
+    """ReceiveMessage API reference, MessageAttributeNames: "you can return all of the attributes
+    by specifying All or .* in your request. You can also use all message attributes starting with
+    a prefix, for example bar.*." The earlier wording of the same reference: "You can also use
+    "bar.*" to return all message attributes starting with the "bar" prefix." The prefix is what
+    precedes ".*" (so ".*" is the empty prefix: all).
+
+    GIVEN a message with attributes Name.first, NameTag and Other WHEN received with these
+    MessageAttributeNames THEN exactly the matching attributes come back."""
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    attributes = {
+        name: {"DataType": "String", "StringValue": "v"} for name in ("Name.first", "NameTag", "Other")
+    }
+    sqs.send_message(QueueUrl=queue_url, MessageBody="m", MessageAttributes=attributes)
+
+    message = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=patterns)["Messages"][0]
+
+    assert sorted(message["MessageAttributes"]) == names
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [{"a b": {"DataType": "String", "StringValue": "v"}}, {"a": {"DataType": "Strin", "StringValue": "v"}}],
+    ids=["space-in-name", "unknown-type"],
+)
+def test_invalid_message_attribute_is_refused(sqs, queue_name, attribute):
+    """SQS Developer Guide, "Message attribute components": "Name - The message attribute name can
+    contain the following characters: A-Z, a-z, 0-9, underscore (_), hyphen (-), and period (.)";
+    "Type - The message attribute data type. Supported types include String, Number, and Binary."
+
+    GIVEN a queue WHEN a message attribute has a space in its name or an unknown type THEN
+    InvalidParameterValue."""
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message(QueueUrl=queue_url, MessageBody="m", MessageAttributes=attribute)
+
+    assert error_code(excinfo) == "InvalidParameterValue"

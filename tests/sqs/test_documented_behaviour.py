@@ -5,8 +5,9 @@ import json
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
-from tests.sqs.test_conformance import create_fifo
+from tests.sqs.test_conformance import create_fifo, error_code
 
 
 def send(sqs, queue_url: str, body: str, group: str = "g") -> None:
@@ -248,3 +249,122 @@ def test_purge_queue_removes_messages_once_a_minute(emulator_sqs, queue_name):
     assert bodies(sqs.receive_message(QueueUrl=queue_url)) == []
     with pytest.raises(sqs.exceptions.PurgeQueueInProgress):
         sqs.purge_queue(QueueUrl=queue_url)
+
+
+@pytest.mark.parametrize(
+    ("entry", "content_based"),
+    [
+        ({"MessageDeduplicationId": "d2"}, "true"),
+        ({"MessageGroupId": "g"}, "false"),
+    ],
+    ids=["no-group-id", "no-deduplication-id"],
+)
+def test_fifo_batch_entry_without_its_ids_fails_the_whole_request(
+    emulator_sqs, queue_name, entry, content_based
+):
+    """SendMessageBatch API reference, MessageGroupId: "If you do not provide a MessageGroupId when
+    sending a message to a FIFO queue, the action fails."; MessageDeduplicationId: "If you don't
+    provide a MessageDeduplicationId and the queue doesn't have ContentBasedDeduplication set, the
+    action fails with an error." The action is the whole SendMessageBatch: SQS answers 400
+    InvalidParameterValue "The request must contain the parameter MessageGroupId." (as reported
+    against SQS in Jimdo/sqs-dead-letter-handling#10). moto answers MissingParameter.
+
+    GIVEN a FIFO queue WHEN a batch has one good entry and one without its group (or deduplication)
+    id THEN the request fails with InvalidParameterValue and not even the good entry is enqueued."""
+    sqs = emulator_sqs
+    queue_url = create_fifo(sqs, queue_name, ContentBasedDeduplication=content_based)
+    good = {"Id": "good", "MessageBody": "good", "MessageGroupId": "g", "MessageDeduplicationId": "d1"}
+
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[good, {"Id": "bad", "MessageBody": "bad", **entry}]
+        )
+
+    assert error_code(excinfo) == "InvalidParameterValue"
+    assert bodies(sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)) == []
+
+
+def test_fifo_suffix_needs_the_fifo_queue_attribute(emulator_sqs, queue_name):
+    """CreateQueue API reference, FifoQueue: "If you don't specify the FifoQueue attribute, Amazon
+    SQS creates a standard queue."; QueueName: "Valid values: alphanumeric characters, hyphens (-),
+    and underscores (_). A FIFO queue name must end with the .fifo suffix." A standard queue's name
+    has no period, so SQS refuses the name. (moto creates a standard queue named x.fifo.)
+
+    GIVEN no FifoQueue attribute WHEN a queue named *.fifo is created THEN InvalidParameterValue;
+    GIVEN FifoQueue=true WHEN the name lacks the suffix THEN InvalidParameterValue."""
+    sqs = emulator_sqs
+
+    with pytest.raises(ClientError) as without_attribute:
+        sqs.create_queue(QueueName=f"{queue_name}.fifo")
+    with pytest.raises(ClientError) as without_suffix:
+        sqs.create_queue(QueueName=queue_name, Attributes={"FifoQueue": "true"})
+
+    assert error_code(without_attribute) == error_code(without_suffix) == "InvalidParameterValue"
+    assert sqs.list_queues(QueueNamePrefix=queue_name).get("QueueUrls", []) == []
+
+
+def string_attribute(value: str = "v", data_type: str = "String") -> dict:
+    return {"DataType": data_type, "StringValue": value}
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"AWS.trace": string_attribute()},
+        {"amazon.Trace": string_attribute()},
+        {".leading": string_attribute()},
+        {"trailing.": string_attribute()},
+        {"two..periods": string_attribute()},
+        {"n" * 257: string_attribute()},
+        {f"a{i}": string_attribute() for i in range(11)},
+        {"count": string_attribute("many", "Number")},
+        {"label": string_attribute("v", "String" + "x" * 251)},
+    ],
+    ids=[
+        "aws-prefix",
+        "amazon-prefix-any-case",
+        "leading-period",
+        "trailing-period",
+        "double-period",
+        "name-257",
+        "eleven-attributes",
+        "number-not-a-number",
+        "type-not-a-label",
+    ],
+)
+def test_message_attributes_outside_the_documented_rules_are_refused(emulator_sqs, queue_name, attributes):
+    """SQS Developer Guide, "Message attribute components": a name "Can be up to 256 characters
+    long", "Can't start with AWS. or Amazon. (or any casing variations)", "Must not start or end
+    with a period", "Must not have periods in a sequence"; "Each message can have up to 10
+    attributes"; Type: "Supported types include String, Number, and Binary. You can also add custom
+    information for any data type." (as "Number.float"); for Number "you must use StringValue"
+    holding a number. (moto accepts all of these but the type.)
+
+    GIVEN a queue WHEN a message's attributes break one rule THEN InvalidParameterValue."""
+    queue_url = emulator_sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+
+    with pytest.raises(ClientError) as excinfo:
+        emulator_sqs.send_message(QueueUrl=queue_url, MessageBody="m", MessageAttributes=attributes)
+
+    assert error_code(excinfo) == "InvalidParameterValue"
+
+
+def test_message_attributes_within_the_documented_rules_are_accepted(emulator_sqs, queue_name):
+    """Same guide: custom types append a label to String, Number or Binary; a name may be 256
+    characters and contain periods (not in a sequence).
+
+    GIVEN a queue WHEN ten attributes use custom types and the longest name THEN the message is
+    accepted and returns them."""
+    queue_url = emulator_sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    attributes = {
+        "n" * 256: string_attribute(),
+        "price.eur": string_attribute("-1.5e3", "Number.float"),
+        "picture": {"DataType": "Binary.gif", "BinaryValue": b"GIF89a"},
+        "tenant.id": string_attribute("acme", "String.tenant"),
+        **{f"a{i}": string_attribute() for i in range(6)},
+    }
+
+    emulator_sqs.send_message(QueueUrl=queue_url, MessageBody="m", MessageAttributes=attributes)
+
+    message = emulator_sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"])["Messages"][0]
+    assert message["MessageAttributes"] == attributes

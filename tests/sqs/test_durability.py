@@ -47,7 +47,8 @@ def test_acknowledged_messages_survive_sigkill_and_in_flight_ones_return(tmp_pat
         text=True,
         cwd=ROOT,
     )
-    acknowledged = []
+    assert sender.stdout is not None  # stdout=PIPE
+    acknowledged: list[str] = []
     while len(acknowledged) < 300:  # well under way
         line = sender.stdout.readline()
         assert line, "the sender stopped before the kill"

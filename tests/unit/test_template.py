@@ -7,9 +7,11 @@ openapi.yaml inlined), so these tests check what the local stack runs and CloudF
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -725,3 +727,23 @@ def test_every_accepted_finding_is_skipped_with_its_reason(resources):
         rules = [line for line in following if line.strip().startswith("- ")]
         assert rules, following
         assert all("# " in line for line in rules), following
+
+
+def test_every_samconfig_override_names_a_parameter_and_a_value_it_allows(template):
+    # GIVEN the deploy environments' parameter overrides
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = [
+        (environment, *pair.split("=", 1))
+        for environment, commands in config.items()
+        if isinstance(commands, dict) and "deploy" in commands
+        for pair in shlex.split(commands["deploy"]["parameters"].get("parameter_overrides", ""))
+    ]
+    assert {environment for environment, _, _ in overrides} == {"default", "dev", "prod"}
+    # THEN each names a parameter of the template, with a value the parameter accepts
+    for environment, name, value in overrides:
+        parameter = template["Parameters"].get(name)
+        assert parameter is not None, (environment, name)
+        if "AllowedValues" in parameter:
+            assert value in [str(allowed) for allowed in parameter["AllowedValues"]], (environment, name)
+        if "MinValue" in parameter:
+            assert float(value) >= parameter["MinValue"], (environment, name)

@@ -30,6 +30,14 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed ## create the virtual environment (python3.13 + dev requirements)
 
+# checkov pins an old boto3 that cannot share the dev environment with the layer's: it has a project
+# of its own (tools/checkov, its own uv.lock) and an environment of its own inside .venv.
+CHECKOV_PROJECT := tools/checkov
+CHECKOV_ENV := $(abspath $(VENV))/checkov
+$(CHECKOV_ENV)/.installed: $(CHECKOV_PROJECT)/uv.lock $(VENV)/.installed
+	UV_PROJECT_ENVIRONMENT=$(CHECKOV_ENV) $(BIN)/uv sync --quiet --frozen --project $(CHECKOV_PROJECT) --python $(PYTHON313)
+	@touch $@
+
 # uv.lock holds every Python dependency; the two requirements files are exports of it, for pip and for
 # sam build (the layer's with hashes, so a build installs exactly the locked wheels).
 LAYER_EXPORT := --package customer-ingest-layer --no-dev --no-emit-workspace
@@ -42,12 +50,14 @@ endef
 
 lock: venv ## resolve uv.lock (LOCK_ARGS=--upgrade-package=NAME to move one), export the requirements files
 	$(BIN)/uv lock $(LOCK_ARGS)
+	$(BIN)/uv lock --project $(CHECKOV_PROJECT) --python $(PYTHON313) $(LOCK_ARGS)
 	$(call export,$(LAYER)/requirements.txt,$(LAYER_EXPORT))
 	$(call export,requirements-dev.txt,$(DEV_EXPORT))
 
 lock-check: venv ## uv.lock matches the pyproject files, and the requirements files match uv.lock
 	@echo "==> uv.lock and the requirements files"
 	$(BIN)/uv lock --check --quiet
+	$(BIN)/uv lock --check --quiet --project $(CHECKOV_PROJECT) --python $(PYTHON313)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(call export,$$tmp/layer.txt,$(LAYER_EXPORT)) && $(call export,$$tmp/dev.txt,$(DEV_EXPORT)) && \
 	diff -u $(LAYER)/requirements.txt $$tmp/layer.txt && diff -u requirements-dev.txt $$tmp/dev.txt \
@@ -56,9 +66,12 @@ lock-check: venv ## uv.lock matches the pyproject files, and the requirements fi
 packages: ## install mariadb-server-core and haproxy when missing (needs root or sudo)
 	@sh local/ensure-packages.sh
 
-lint: venv lock-check ## lock files in sync, cfn-lint, sam validate --lint, ruff, mypy
-	@echo "==> cfn-lint"
-	$(BIN)/cfn-lint template.yaml
+lint: venv lock-check $(CHECKOV_ENV)/.installed ## lock files in sync, cfn-lint (+ serverless rules), checkov, sam validate --lint, ruff, mypy
+	@# Zero findings: each accepted one is skipped in template.yaml's Metadata, next to its reason.
+	@echo "==> cfn-lint with the serverless rules"
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	@echo "==> checkov"
+	$(CHECKOV_ENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 	@echo "==> sam validate --lint"
 	$(BIN)/sam validate --lint --template template.yaml
 	@echo "==> ruff"

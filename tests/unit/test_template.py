@@ -7,14 +7,19 @@ openapi.yaml inlined), so these tests check what the local stack runs and CloudF
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest.api import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
+from ingest.config import ReaderSettings
+from ingest.connection import worst_case_s
 from local.template import TEMPLATE_PATH, Template, TemplateError
 
 ROOT = TEMPLATE_PATH.parent
@@ -176,12 +181,55 @@ def test_security_groups_chain_functions_to_proxy_to_cluster_on_3306_only(resour
     ]
     into_proxy = [rule for rule in ingress.values() if rule["GroupId"] == {"Ref": "ProxySecurityGroup"}]
     assert {rule["SourceSecurityGroupId"]["Ref"] for rule in into_proxy} == {
-        "AppFunctionSecurityGroup",
+        "ConsumerSecurityGroup",
+        "ReaderSecurityGroup",
         "MigratorSecurityGroup",
     }
     assert all((rule["FromPort"], rule["ToPort"]) == (3306, 3306) for rule in into_proxy)
-    for logical_id in ("DatabaseSecurityGroup", "ProxySecurityGroup", "AppFunctionSecurityGroup"):
+    for logical_id in (
+        "DatabaseSecurityGroup",
+        "ProxySecurityGroup",
+        "ConsumerSecurityGroup",
+        "ReaderSecurityGroup",
+    ):
         assert "SecurityGroupIngress" not in props(resources, logical_id)
+
+
+def _egress_of(resources: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    return [
+        resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::EC2::SecurityGroupEgress"
+        and resource["Properties"]["GroupId"] == {"Ref": group}
+    ]
+
+
+def test_the_reader_has_a_security_group_of_its_own_that_reaches_the_proxy_only(resources):
+    # GIVEN the reader's network placement
+    groups = props(resources, "ReaderFunction")["VpcConfig"]["SecurityGroupIds"]
+    # THEN it is alone in its group, whose only way out is MySQL to the proxy
+    assert groups == [{"Ref": "ReaderSecurityGroup"}]
+    (egress,) = _egress_of(resources, "ReaderSecurityGroup")
+    assert egress["DestinationSecurityGroupId"] == {"Ref": "ProxySecurityGroup"}
+    assert (egress["FromPort"], egress["ToPort"]) == (3306, 3306)
+    # AND only the consumer may reach the SQS endpoint
+    into_endpoints = [
+        resource["Properties"]["SourceSecurityGroupId"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and resource["Properties"]["GroupId"] == {"Ref": "EndpointSecurityGroup"}
+    ]
+    assert into_endpoints == [{"Ref": "ConsumerSecurityGroup"}]
+    assert props(resources, "ConsumerFunction")["VpcConfig"]["SecurityGroupIds"] == [
+        {"Ref": "ConsumerSecurityGroup"}
+    ]
+
+
+def test_a_migrator_that_never_answers_fails_the_deploy_in_minutes(template, resources):
+    # GIVEN the schema custom resource and the migrator's own timeout
+    timeout_s = resolve_number(resources["SchemaMigration"]["Properties"]["ServiceTimeout"])
+    # THEN CloudFormation stops waiting soon after the migrator must have answered, not after an hour
+    assert function_timeout(template, resources, "SchemaMigratorFunction") < timeout_s <= 15 * 60
 
 
 def test_custom_resource_waits_for_the_database_and_reruns_on_a_new_layer(resources):
@@ -350,17 +398,26 @@ def test_every_parameter_is_described_grouped_and_labelled(template):
         assert name in interface["ParameterLabels"], name
 
 
+# Which permission each method requires: the Cognito scope, and the IAM policy that grants it.
+METHOD_PERMISSIONS = {
+    ("/customers", "post"): ("customers/write", "ApiWriterPolicy"),
+    ("/customers/{customer_id}", "get"): ("customers/read", "ApiReaderPolicy"),
+    ("/records/{request_id}", "get"): ("customers/read", "ApiReaderPolicy"),
+}
+
+
 def test_api_uses_cognito_by_default_and_iam_by_parameter(template):
     assert template["Parameters"]["ApiAuthMode"]["Default"] == "COGNITO"
     assert template["Parameters"]["ApiAuthMode"]["AllowedValues"] == ["COGNITO", "IAM"]
     assert template["Conditions"]["UseCognitoAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthMode"}, "COGNITO"]}
+    assert template["Conditions"]["UseIamAuth"] == {"Fn::Equals": [{"Ref": "ApiAuthMode"}, "IAM"]}
     body = TEMPLATE.api_definition()
-    expected = {"Fn::If": ["UseCognitoAuth", [{"CognitoAuthorizer": []}], [{"sigv4": []}]]}
     assert set(body["securityDefinitions"]["Fn::If"][1]) == {"CognitoAuthorizer"}
     assert set(body["securityDefinitions"]["Fn::If"][2]) == {"sigv4"}
     for path in body["paths"].values():
         for operation in path.values():
-            assert operation["security"] == expected
+            condition, _, iam = operation["security"]["Fn::If"]
+            assert (condition, iam) == ("UseCognitoAuth", [{"sigv4": []}])
     post = body["paths"]["/customers"]["post"]
     assert post["x-amazon-apigateway-request-validator"] == "body"
     assert body["x-amazon-apigateway-request-validators"]["body"]["validateRequestBody"] is True
@@ -413,10 +470,13 @@ def _tool(name: str) -> str:
     return found
 
 
+# cfn-lint with the serverless rules (cfn-lint-serverless), as make lint runs it.
+def _cfn_lint(path: Path) -> list[str]:
+    return [_tool("cfn-lint"), "--append-rules", "cfn_lint_serverless.rules", "--", str(path)]
+
+
 def test_cfn_lint_reports_nothing():
-    result = subprocess.run(
-        [_tool("cfn-lint"), str(TEMPLATE_PATH)], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    result = subprocess.run(_cfn_lint(TEMPLATE_PATH), capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -425,9 +485,7 @@ def test_cfn_lint_reports_nothing_with_the_api_definition_inlined(tmp_path):
     # openapi.yaml's references (functions, user pool, conditions) are checked too.
     processed = tmp_path / "template.json"
     processed.write_text(json.dumps(TEMPLATE.document))
-    result = subprocess.run(
-        [_tool("cfn-lint"), str(processed)], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    result = subprocess.run(_cfn_lint(processed), capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -469,3 +527,223 @@ def test_every_sample_event_is_documented_and_every_documented_one_exists():
         if line.startswith("| ") and line.split("|")[1].strip().endswith(".json")
     }
     assert names == documented
+
+
+# --- who may do what ----------------------------------------------------------------------------------
+
+
+def test_each_method_requires_its_own_scope_and_nothing_else(resources):
+    # GIVEN the API definition and the user pool's resource server
+    body = TEMPLATE.api_definition()
+    server = props(resources, "UserPoolResourceServer")
+    defined = {f"{server['Identifier']}/{scope['ScopeName']}" for scope in server["Scopes"]}
+    operations = {(path, method) for path, item in body["paths"].items() for method in item}
+    # THEN every operation is listed, and with Cognito each one demands exactly one scope the pool defines:
+    # writing for POST, reading for the GETs (API Gateway: AuthorizationScopes, an access token's scope)
+    assert operations == set(METHOD_PERMISSIONS)
+    for (path, method), (scope, _) in METHOD_PERMISSIONS.items():
+        cognito = body["paths"][path][method]["security"]["Fn::If"][1]
+        assert cognito == [{"CognitoAuthorizer": [scope]}], (path, method)
+        assert scope in defined
+    assert defined == {"customers/write", "customers/read"}
+
+
+def test_with_iam_each_method_is_granted_by_the_writer_or_the_reader_policy_only(template, resources):
+    # GIVEN the two managed policies, which exist with IAM auth only
+    granted: dict[str, list[str]] = {}
+    for logical_id in ("ApiWriterPolicy", "ApiReaderPolicy"):
+        policy = resources[logical_id]
+        assert policy["Condition"] == "UseIamAuth"
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
+        granted[logical_id] = [arn["Fn::Sub"] for arn in _as_list(statement["Resource"])]
+    # THEN each method's ARN is in the policy that should grant it, and in no other
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${IngestApi}/${ApiStageName}"
+    for (path, method), (_, policy) in METHOD_PERMISSIONS.items():
+        resource = f"{prefix}/{method.upper()}{path.split('/{')[0]}" + ("/*" if "{" in path else "")
+        assert [name for name, arns in granted.items() if resource in arns] == [policy], (path, method)
+    assert sum(len(arns) for arns in granted.values()) == len(METHOD_PERMISSIONS)
+    # AND the outputs hand them to whoever enrols callers
+    for output in ("ApiWriterPolicyArn", "ApiReaderPolicyArn"):
+        assert template["Outputs"][output]["Condition"] == "UseIamAuth"
+
+
+def test_machine_callers_get_one_scope_each_through_the_client_credentials_grant(resources):
+    for logical_id, scope in (("WriterClient", "customers/write"), ("ReaderClient", "customers/read")):
+        client = props(resources, logical_id)
+        assert resources[logical_id]["Condition"] == "UseCognitoAuth"
+        assert client["GenerateSecret"] is True  # the grant needs a client secret
+        assert client["AllowedOAuthFlowsUserPoolClient"] is True
+        assert client["AllowedOAuthFlows"] == ["client_credentials"]
+        assert client["AllowedOAuthScopes"] == [scope]
+        assert not any("USER" in flow for flow in client["ExplicitAuthFlows"])  # no person signs in here
+    assert props(resources, "UserPoolDomain")["UserPoolId"] == {"Ref": "UserPool"}  # the token endpoint
+
+
+def test_people_sign_in_without_sending_their_password_to_the_api(resources):
+    client = props(resources, "UserPoolClient")
+    # SRP proves the password without sending it; the sign-in page's authorization code (with PKCE)
+    # is how a person's access token gets the API's scopes.
+    assert set(client["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert {"customers/write", "customers/read"} <= set(client["AllowedOAuthScopes"])
+    assert client["GenerateSecret"] is False
+    assert client["CallbackURLs"] == [{"Ref": "UserSignInCallbackUrl"}]
+
+
+# --- the edge ------------------------------------------------------------------------------------------
+
+
+def test_the_api_accepts_tls_1_2_or_newer_only(resources):
+    api = props(resources, "IngestApi")
+    # An enhanced policy for TLS 1.3 and 1.2 (the regional default, TLS_1_0, accepts TLS 1.0); enhanced
+    # policies need an endpoint access mode.
+    assert api["SecurityPolicy"] == "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
+    assert api["EndpointAccessMode"] == "STRICT"
+    assert api["EndpointConfiguration"]["Type"] == "REGIONAL"
+
+
+def test_the_access_log_records_the_tls_version_and_why_an_authorizer_refused(resources):
+    log_format = props(resources, "IngestApi")["AccessLogSetting"]["Format"]
+    fields = json.loads(log_format)  # one JSON object per request
+    assert fields["tlsVersion"] == "$context.tlsVersion"
+    assert fields["authorizerError"] == "$context.authorizer.error"
+    assert fields["status"] == "$context.status"
+    assert not any("body" in value.lower() for value in fields.values())  # no customer data
+
+
+def test_waf_is_off_by_default_and_then_nothing_of_it_exists(template, resources):
+    parameter = template["Parameters"]["ApiWafMode"]
+    assert parameter["Default"] == "Off"
+    assert parameter["AllowedValues"] == ["Off", "Count", "Block"]
+    assert template["Conditions"]["UseWaf"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiWafMode"}, "Off"]}]}
+    waf = {name for name, resource in resources.items() if resource["Type"].startswith("AWS::WAFv2::")}
+    assert waf == {"ApiWebAcl", "ApiWebAclAssociation"}
+    assert all(resources[name]["Condition"] == "UseWaf" for name in waf)
+
+
+def test_waf_applies_the_managed_rule_groups_and_a_rate_limit_per_client_ip_to_the_stage(resources):
+    acl = props(resources, "ApiWebAcl")
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    rules = {rule["Name"]: rule for rule in acl["Rules"]}
+    managed = {
+        rule["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for rule in rules.values()
+        if "ManagedRuleGroupStatement" in rule["Statement"]
+    }
+    assert managed == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
+    # Count mode counts, Block mode enforces: managed groups by their override, the rate rule by its action
+    block_or_count = ["WafBlocks", {"None": {}}, {"Count": {}}]
+    for rule in rules.values():
+        if "ManagedRuleGroupStatement" in rule["Statement"]:
+            assert rule["OverrideAction"] == {"Fn::If": block_or_count}
+    rate = rules["RateLimitPerClientIp"]
+    assert rate["Action"] == {"Fn::If": ["WafBlocks", {"Block": {}}, {"Count": {}}]}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert rate["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "ApiWafRateLimit"}
+    assert len({rule["Priority"] for rule in rules.values()}) == len(rules)
+    # The common rule set's 8 KB body rule would refuse bodies the API accepts (up to 64 KiB): it counts.
+    common = rules["CommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
+    association = props(resources, "ApiWebAclAssociation")
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["ApiWebAcl", "Arn"]}
+    arn, variables = association["ResourceArn"]["Fn::Sub"]
+    assert arn.endswith("::/restapis/${IngestApi}/stages/${Stage}")
+    assert variables == {"Stage": {"Ref": "IngestApi.Stage"}}
+
+
+# --- limits ---------------------------------------------------------------------------------------------
+
+
+def test_the_reader_answers_503_before_its_function_and_api_gateway_time_out(resources):
+    # GIVEN the reader's database settings as the template sets them (what only AWS knows filled in)
+    env = props(resources, "ReaderFunction")["Environment"]["Variables"]
+    literal = {name: value for name, value in env.items() if isinstance(value, str)}
+    aws = {"DB_HOST": "proxy.example", "DB_USER": "ingest_reader", "AWS_REGION": "us-east-1"}
+    settings = ReaderSettings.from_env(literal | aws).database
+    # WHEN every step of a read takes just under its timeout (idle ping, connect, handshake, SELECT)
+    worst_s = worst_case_s(settings)
+    # THEN the reader still has a second to answer 503 before its timeout, which ends before API
+    # Gateway's, and the proxy's borrow wait alone ends well before it too
+    timeout_s = TEMPLATE.function_timeout("ReaderFunction")
+    assert worst_s + 1 <= timeout_s < API_GATEWAY_TIMEOUT_S
+    pool = props(resources, "DatabaseProxyTargetGroup")["ConnectionPoolConfigurationInfo"]
+    assert pool["ConnectionBorrowTimeout"] < timeout_s
+
+
+def test_a_throttled_function_gets_the_client_a_503_with_retry_after_not_a_500():
+    # GIVEN the gateway response for a failed integration (Lambda throttling a function lands there)
+    response = TEMPLATE.api_definition()["x-amazon-apigateway-gateway-responses"]["INTEGRATION_FAILURE"]
+    # THEN it is the producer's and reader's "not now": 503, Retry-After, the JSON error shape
+    assert response["statusCode"] == 503
+    assert response["responseParameters"]["gatewayresponse.header.Retry-After"] == f"'{RETRY_AFTER_SECONDS}'"
+    body = json.loads(response["responseTemplates"]["application/json"])
+    assert set(body["error"]) == {"code", "message"}
+
+
+def test_reads_have_reserved_concurrency_and_the_producer_may_have_some(template, resources):
+    for function, parameter, condition in (
+        ("ReaderFunction", "ReaderReservedConcurrency", "ReserveReaderConcurrency"),
+        ("ProducerFunction", "ProducerReservedConcurrency", "ReserveProducerConcurrency"),
+    ):
+        # 0 means unreserved: the property is left out rather than set to 0, which would stop the function
+        assert props(resources, function)["ReservedConcurrentExecutions"] == {
+            "Fn::If": [condition, {"Ref": parameter}, {"Ref": "AWS::NoValue"}]
+        }
+        assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, 0]}]}
+        assert template["Parameters"][parameter]["MinValue"] == 0
+    # The reader is capped by default, below what the proxy's pool holds with the consumer's cap.
+    assert template["Parameters"]["ReaderReservedConcurrency"]["Default"] > 0
+    assert template["Parameters"]["ProducerReservedConcurrency"]["Default"] == 0
+
+
+# --- static analysis -----------------------------------------------------------------------------------
+
+
+def test_every_accepted_finding_is_skipped_with_its_reason(resources):
+    # GIVEN the skips, which live in each resource's Metadata
+    checkov_skips = [
+        skip
+        for resource in resources.values()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    # THEN every checkov skip names a check and says why
+    assert checkov_skips
+    for skip in checkov_skips:
+        assert set(skip) == {"id", "comment"}, skip
+        assert skip["id"].startswith("CKV_"), skip
+        assert len(skip["comment"]) > 20, skip
+    # AND every cfn-lint rule ignored carries a comment on its line
+    lines = TEMPLATE_PATH.read_text().splitlines()
+    ignored = [index for index, line in enumerate(lines) if line.strip() == "ignore_checks:"]
+    assert ignored
+    for index in ignored:
+        following = lines[index + 1 : index + 4]
+        rules = [line for line in following if line.strip().startswith("- ")]
+        assert rules, following
+        assert all("# " in line for line in rules), following
+
+
+def test_every_samconfig_override_names_a_parameter_and_a_value_it_allows(template):
+    # GIVEN the deploy environments' parameter overrides
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    overrides = [
+        (environment, *pair.split("=", 1))
+        for environment, commands in config.items()
+        if isinstance(commands, dict) and "deploy" in commands
+        for pair in shlex.split(commands["deploy"]["parameters"].get("parameter_overrides", ""))
+    ]
+    assert {environment for environment, _, _ in overrides} == {"default", "dev", "prod"}
+    # THEN each names a parameter of the template, with a value the parameter accepts
+    for environment, name, value in overrides:
+        parameter = template["Parameters"].get(name)
+        assert parameter is not None, (environment, name)
+        if "AllowedValues" in parameter:
+            assert value in [str(allowed) for allowed in parameter["AllowedValues"]], (environment, name)
+        if "MinValue" in parameter:
+            assert float(value) >= parameter["MinValue"], (environment, name)

@@ -94,6 +94,9 @@ class DatabaseSettings(EnvironmentSettings):
     auth: DbAuth = Field(DbAuth.IAM, validation_alias="DB_AUTH")
     tls: DbTls = Field(DbTls.VERIFY, validation_alias="DB_TLS")
     connect_timeout: float = Field(3.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT")
+    # Each read or write of the socket: a database that vanished without a reset must not hold the
+    # caller until its function times out (ingest.connection.worst_case_s adds them up).
+    read_timeout: float = Field(10.0, gt=0, validation_alias="DB_READ_TIMEOUT")
     region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     # Local stack only (DB_AUTH=password); a SecretStr never shows in repr, logs or errors.
     password: SecretStr | None = Field(None, validation_alias="DB_PASSWORD")

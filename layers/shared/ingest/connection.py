@@ -33,6 +33,11 @@ TRANSIENT_SERVER_ERRORS = frozenset(
     }
 )
 CLIENT_ERRORS = range(2000, 3000)  # CR_* codes: the client lost or could not reach the server
+# Round trips of opening a connection after the TCP connect, each bounded by the read timeout: the
+# server's greeting, the TLS handshake (two), the answer to the login, the switch to the clear-text
+# plugin an IAM token travels with, and SET NAMES. RDS Proxy's wait for a database connection
+# (ConnectionBorrowTimeout) happens inside one of these reads or the statement's, so it is cut by them.
+HANDSHAKE_ROUND_TRIPS = 6
 # A connection unused for longer than this is pinged before use.
 PING_AFTER_IDLE_S = 5.0
 
@@ -105,9 +110,8 @@ class Database:
             charset="utf8mb4",
             ssl=self._tls_context,
             connect_timeout=settings.connect_timeout,
-            # A writer that vanished without a reset must not hold the batch until the Lambda timeout.
-            read_timeout=10,
-            write_timeout=10,
+            read_timeout=settings.read_timeout,
+            write_timeout=settings.read_timeout,
             autocommit=None,
         )
 
@@ -145,6 +149,15 @@ class Database:
             # Closing a broken socket may fail; the connection is gone either way.
             with contextlib.suppress(Exception):
                 connection.close()
+
+
+def worst_case_s(settings: DatabaseSettings) -> float:
+    """The longest one statement through `Database` can take when every step takes just under its timeout.
+
+    The ping of an idle connection, a new connection (TCP connect and handshake), then the statement.
+    """
+    read = settings.read_timeout
+    return read + settings.connect_timeout + HANDSHAKE_ROUND_TRIPS * read + read
 
 
 def settings_label(settings: DatabaseSettings) -> str:

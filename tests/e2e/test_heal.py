@@ -207,10 +207,12 @@ def test_only_the_invocation_of_a_killed_api_worker_fails(stack: Stack) -> None:
     finally:
         traffic.stop()
 
-    # THEN only invocations that were running when their environment died failed, with API Gateway's 502
+    # THEN only invocations that were running when their environment died failed, with API Gateway's 502:
+    # at most one per kill (an environment picked as idle can take a request in the instant before the
+    # kill lands, and is then a busy one). A dead environment reused would fail request after request.
     failures = Counter(request.status for request in traffic.requests if not request.acknowledged)
     assert set(failures) <= {502}
-    assert failures[502] <= busy_kills
+    assert failures[502] <= 2 * busy_kills
     # ... a request after the reader's environments died is served by a fresh one
     assert reader_answer == 404
     # ... and the stack is at full strength, with every acknowledged record stored once

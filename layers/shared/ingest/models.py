@@ -15,6 +15,10 @@ MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 16 * 1024
 # Nesting inside attributes; databases cap JSON depth (MariaDB at 32, MySQL at 100).
 MAX_ATTRIBUTES_DEPTH = 8
+# The body's own object is one level more: ingest.rest refuses anything deeper before parsing it.
+MAX_DOCUMENT_DEPTH = MAX_ATTRIBUTES_DEPTH + 1
+# Integers a 64-bit float holds exactly (RFC 7493, I-JSON): every JSON reader gets back what was sent.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # The WHATWG HTML "valid e-mail address" grammar: a well-defined syntax check without a DNS lookup.

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # The API's limits. template.yaml's request model states the same rules so that API Gateway
 # rejects most bad bodies before a function runs; a test keeps the two in agreement.
@@ -63,6 +63,14 @@ class CustomerIn(BaseModel):
     attributes: Annotated[
         dict[str, Any], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_attributes_fit)
     ] = Field(default_factory=dict)
+
+    @field_validator("name", "email", "phone", "address", mode="before")
+    @classmethod
+    def _absent_rather_than_null(cls, value: object) -> object:
+        # null would be stored as an absent field, not as sent (and API Gateway's model refuses it).
+        if value is None:
+            raise ValueError("leave the field out rather than send null")
+        return value
 
 
 class QueueMessage(BaseModel):

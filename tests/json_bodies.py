@@ -88,10 +88,15 @@ HOSTILE = Alphabet(
         SAFE.numbers,
         st.integers(min_value=-(2**64), max_value=2**64).map(str).map(Literal),
         st.decimals(allow_nan=False, allow_infinity=False).map(str).map(Literal),
+        # JSON's number grammar, with long mantissas and exponents
+        st.from_regex(r"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,25})?", fullmatch=True).map(
+            Literal
+        ),
         st.sampled_from(
             [
                 *("NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e-400", "0.1000000000000000000001"),
                 *("9" * 5_000, str(2**53), str(-(2**53)), "1.00000000000000000000000001"),
+                *("0e99999999999999999999", "-1E-99999999999999999999", "1e+0000000000000000000001"),
             ]
         ).map(Literal),
     ),

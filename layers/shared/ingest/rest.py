@@ -184,8 +184,12 @@ def _float(text: str) -> float | _Refused:
     value = float(text)
     if not math.isfinite(value):
         return _Refused("number_out_of_range", f"{text[:32]} is beyond the range of a 64-bit float")
+    try:
+        exact = Decimal(text)
+    except ArithmeticError:  # an exponent of more digits than decimal takes (0e99999999999999999999)
+        return _Refused("number_out_of_range", f"{text[:32]} has an exponent beyond any 64-bit float's")
     # Equal as numbers to what a double holds (1.50 is 1.5), or the stored value would differ.
-    if Decimal(repr(value)) != Decimal(text):
+    if Decimal(repr(value)) != exact:
         return _Refused("number_too_precise", f"{text[:32]} has more precision than a 64-bit float holds")
     return value
 

@@ -162,3 +162,24 @@ def test_no_event_shape_makes_a_handler_raise_or_answer_5xx(pipeline, lambda_con
     if status >= 400:
         assert reply["error"]["code"]
         assert reply["error"]["message"]
+
+
+@pytest.fixture
+def producer_without_queue(queues, monkeypatch):
+    """A producer whose every SendMessage fails: its queue does not exist."""
+    return load_handler("producer", monkeypatch, queues.env | {"QUEUE_URL": queues.queue_url + "-gone"})
+
+
+@PROPERTY_SETTINGS
+@given(body=bodies())
+def test_with_sqs_failing_a_body_gets_a_4xx_or_a_503_with_retry_after(
+    producer_without_queue, lambda_context, body
+):
+    """GIVEN SQS refusing every send WHEN any body is posted THEN a body the producer would accept gets
+    503 with Retry-After, any other a 4xx: never another 5xx."""
+    response = producer_without_queue.handler(api_event("POST", "/customers", body), lambda_context)
+    status, reply = _reply(response)
+    assert status == 503 or 400 <= status < 500, reply
+    if status == 503:
+        assert reply["error"]["code"] == "queue_unavailable"
+        assert int(response["multiValueHeaders"]["Retry-After"][0]) > 0

@@ -172,3 +172,16 @@ def test_patterns_and_limits_are_the_models_own():
     assert SCHEMA["additionalProperties"] is False
     assert SCHEMA["required"] == ["customer_id"]
     assert set(properties) == set(models.CustomerIn.model_fields)
+
+
+def test_the_id_patterns_of_headers_and_path_parameters_are_the_models_own():
+    # The reader and the producer match ids with these; the definition documents them for clients.
+    parameters = {
+        (parameter["in"], parameter["name"]): parameter
+        for path in Template().api_definition()["paths"].values()
+        for operation in path.values()
+        for parameter in operation.get("parameters", [])
+    }
+    assert parameters[("header", "Idempotency-Key")]["pattern"] == models.REQUEST_ID_PATTERN
+    assert parameters[("path", "customer_id")]["pattern"] == models.CUSTOMER_ID_PATTERN
+    assert parameters[("path", "request_id")]["pattern"] == models.REQUEST_ID_PATTERN

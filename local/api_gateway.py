@@ -63,7 +63,8 @@ def proxy_event(
         multi.setdefault(name, []).append(value)
     query_multi = parse_qs(query, keep_blank_values=True)
     content_type = next((value for name, value in headers if name.lower() == "content-type"), "")
-    is_text = not body or content_type.startswith(TEXT_TYPES)
+    # A body that is not UTF-8 cannot travel as text: it goes base64-encoded, as binary media does.
+    is_text = not body or (content_type.startswith(TEXT_TYPES) and _is_utf8(body))
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
     return {
@@ -118,6 +119,14 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class ApiGateway:
     def __init__(self, port: int, routes: list[Route], host: str = "127.0.0.1"):
         self.port = port
@@ -140,7 +149,12 @@ class ApiGateway:
             def do_GET(self) -> None:
                 gateway._handle(self)
 
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the routes (API Gateway answers 403 for one it has no resource
+                # for), not http.server's 501 for the methods it has no do_ for.
+                if name.startswith("do_"):
+                    return self.do_GET
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)

@@ -243,3 +243,126 @@ def test_an_assumed_role_keeps_its_keys_when_its_session_changes(producer, lambd
 
     # THEN it is one request
     assert first["request_id"] == second["request_id"]
+
+
+def _attributes_text(value_text: str) -> str:
+    return '{"customer_id": "c-1", "attributes": {"a": ' + value_text + "}}"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "code"),
+    [
+        ("[" * 5_000 + "]" * 5_000, "body", "validation_failed"),
+        (_attributes_text("[" * 5_000 + "]" * 5_000), "attributes", "validation_failed"),
+        (_attributes_text('{"b": ' * 3_000 + "1" + "}" * 3_000), "attributes", "validation_failed"),
+        (_attributes_text("9" * 5_000), "attributes.a", "number_out_of_range"),
+        (_attributes_text("-" + "9" * 5_000), "attributes.a", "number_out_of_range"),
+        (_attributes_text(str(2**53)), "attributes.a", "number_out_of_range"),
+        (_attributes_text("[1, 1e400]"), "attributes.a.1", "number_out_of_range"),
+        (_attributes_text("-1e400"), "attributes.a", "number_out_of_range"),
+        (_attributes_text("1e-400"), "attributes.a", "number_too_precise"),
+        (_attributes_text("0e99999999999999999999"), "attributes.a", "number_out_of_range"),
+        (_attributes_text("1e-99999999999999999999"), "attributes.a", "number_out_of_range"),
+        (_attributes_text("0.1000000000000000000001"), "attributes.a", "number_too_precise"),
+        (_attributes_text("NaN"), "attributes.a", "not_a_number"),
+        (_attributes_text("Infinity"), "attributes.a", "not_a_number"),
+        (_attributes_text("-Infinity"), "attributes.a", "not_a_number"),
+        ('{"customer_id": "c-1", "customer_id": "c-2"}', "customer_id", "duplicate_key"),
+        (_attributes_text('{"k": 1, "k": 1}'), "attributes.a.k", "duplicate_key"),
+        ('{"customer_id": "c-1", "name": "\\uffff"}', "name", "unsupported_character"),
+        ('{"customer_id": "c-1", "name": "\\ufffe"}', "name", "unsupported_character"),
+        ('{"customer_id": "c-1", "name": "\\ud800"}', "name", "unsupported_character"),
+        ('{"customer_id": "c-1", "address": "a\\udc00b"}', "address", "unsupported_character"),
+        ('{"customer_id": "c-1", "name": "nul \\u0000"}', "name", "unsupported_character"),
+        (_attributes_text('["ok", "\\u001b"]'), "attributes.a.1", "unsupported_character"),
+        (
+            '{"customer_id": "c-1", "attributes": {"\\uffff": 1}}',
+            "attributes.\uffff",
+            "unsupported_character",
+        ),
+    ],
+    ids=[
+        "deep-array-body",
+        "deep-arrays-in-attributes",
+        "deep-objects-in-attributes",
+        "integer-beyond-the-digit-limit",
+        "negative-integer-beyond-the-digit-limit",
+        "integer-beyond-2**53-1",
+        "float-overflow",
+        "negative-float-overflow",
+        "float-underflow",
+        "zero-with-an-exponent-beyond-decimal's",
+        "exponent-beyond-decimal's",
+        "float-beyond-double-precision",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "duplicate-top-level-key",
+        "duplicate-nested-key",
+        "U+FFFF",
+        "U+FFFE",
+        "lone-high-surrogate",
+        "lone-low-surrogate",
+        "control-character",
+        "escape-character-in-a-list",
+        "key-with-U+FFFF",
+    ],
+)
+def test_a_body_that_could_not_be_stored_as_sent_gets_400_naming_the_field(
+    producer, sqs, queue_url, lambda_context, text, field, code
+):
+    # GIVEN a body under the size limit that Python's parser would choke on, change, or SQS refuse
+    # WHEN it is posted
+    status, reply, _ = post(producer, lambda_context, text)
+
+    # THEN 400 names the field and the problem, and nothing is enqueued
+    assert (status, reply["error"]["code"], reply["error"]["field"]) == (400, code, field)
+    assert reply["error"]["message"].startswith(f"{field}: ")
+    assert drain(sqs, queue_url) == []
+
+
+@pytest.mark.parametrize(
+    ("value_text", "stored"),
+    [
+        (str(2**53 - 1), 2**53 - 1),
+        (str(-(2**53 - 1)), -(2**53 - 1)),
+        ("1.50", 1.5),
+        ("1e300", 1e300),
+        ("-0.0", -0.0),
+        ("5e-324", 5e-324),
+        (
+            '"tab\\tline\\nreturn\\r emoji \\ud83d\\ude00 \\ue000 \\ufffd"',
+            "tab\tline\nreturn\r emoji 😀 \ue000 \ufffd",
+        ),
+    ],
+    ids=[
+        "max-safe-integer",
+        "min-safe-integer",
+        "trailing-zero",
+        "large-float",
+        "negative-zero",
+        "smallest-subnormal",
+        "allowed-characters",
+    ],
+)
+def test_values_at_the_edge_of_what_is_accepted_are_enqueued_as_sent(
+    producer, sqs, queue_url, lambda_context, value_text, stored
+):
+    # WHEN a value just inside the stated limits is posted
+    status, _, _ = post(producer, lambda_context, _attributes_text(value_text))
+
+    # THEN it is accepted and the queued payload holds the same value
+    assert status == 202
+    [message] = drain(sqs, queue_url)
+    assert json.loads(message["Body"])["payload"]["attributes"]["a"] == stored
+
+
+def test_an_idempotency_key_with_a_trailing_newline_gets_400_naming_the_header(
+    producer, sqs, queue_url, lambda_context
+):
+    # WHEN a key that is valid but for a final newline is sent
+    status, reply, _ = post(producer, lambda_context, VALID, {"Idempotency-Key": "order-7f3a\n"})
+
+    # THEN the whole key must match, and the error names the header
+    assert (status, reply["error"]["field"]) == (400, "Idempotency-Key")
+    assert drain(sqs, queue_url) == []

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # The API's limits. template.yaml's request model states the same rules so that API Gateway
 # rejects most bad bodies before a function runs; a test keeps the two in agreement.
@@ -15,6 +15,10 @@ MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 16 * 1024
 # Nesting inside attributes; databases cap JSON depth (MariaDB at 32, MySQL at 100).
 MAX_ATTRIBUTES_DEPTH = 8
+# The body's own object is one level more: ingest.rest refuses anything deeper before parsing it.
+MAX_DOCUMENT_DEPTH = MAX_ATTRIBUTES_DEPTH + 1
+# Integers a 64-bit float holds exactly (RFC 7493, I-JSON): every JSON reader gets back what was sent.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # The WHATWG HTML "valid e-mail address" grammar: a well-defined syntax check without a DNS lookup.
@@ -59,6 +63,14 @@ class CustomerIn(BaseModel):
     attributes: Annotated[
         dict[str, Any], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_attributes_fit)
     ] = Field(default_factory=dict)
+
+    @field_validator("name", "email", "phone", "address", mode="before")
+    @classmethod
+    def _absent_rather_than_null(cls, value: object) -> object:
+        # null would be stored as an absent field, not as sent (and API Gateway's model refuses it).
+        if value is None:
+            raise ValueError("leave the field out rather than send null")
+        return value
 
 
 class QueueMessage(BaseModel):

@@ -43,7 +43,7 @@ def request_id_for(idempotency_key: str | None, caller: str, customer: CustomerI
     """
     if idempotency_key is None:
         return str(uuid.uuid4())
-    if not _REQUEST_ID.match(idempotency_key):
+    if not _REQUEST_ID.fullmatch(idempotency_key):  # fullmatch: "$" alone lets a final newline through
         raise InvalidInput(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 64 letters, digits, '-' or '_'",

@@ -25,7 +25,7 @@ def schema_statements() -> list[str]:
 
 
 def _identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):  # fullmatch: "$" alone lets a final newline through
         raise ValueError(f"not a plain identifier: {name!r}")
     return f"`{name}`"
 

@@ -17,6 +17,7 @@ def test_a_server_that_never_answers_is_given_up_after_the_read_timeout():
         env = {
             "DB_HOST": "127.0.0.1",
             "DB_PORT": str(silent.getsockname()[1]),
+            "DB_NAME": "ingest",
             "DB_USER": "ingest_reader",
             "DB_AUTH": "password",
             "DB_TLS": "off",
@@ -35,6 +36,6 @@ def test_a_server_that_never_answers_is_given_up_after_the_read_timeout():
 
 def test_the_read_timeout_defaults_to_ten_seconds():
     settings = DatabaseSettings.from_env(
-        {"DB_HOST": "proxy.example", "DB_USER": "u", "AWS_REGION": "us-east-1"}
+        {"DB_HOST": "proxy.example", "DB_NAME": "ingest", "DB_USER": "u", "AWS_REGION": "us-east-1"}
     )
     assert settings.read_timeout == 10.0

@@ -20,7 +20,7 @@ import pytest
 from ingest.api import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
 from ingest.config import ReaderSettings
 from ingest.connection import worst_case_s
-from local.template import TEMPLATE_PATH, Template, TemplateError
+from local.template import TEMPLATE_PATH, Template, TemplateError, shared_values
 
 ROOT = TEMPLATE_PATH.parent
 EVENTS = ROOT / "events"
@@ -665,6 +665,7 @@ def test_the_reader_answers_503_before_its_function_and_api_gateway_time_out(res
     env = props(resources, "ReaderFunction")["Environment"]["Variables"]
     literal = {name: value for name, value in env.items() if isinstance(value, str)}
     aws = {"DB_HOST": "proxy.example", "DB_USER": "ingest_reader", "AWS_REGION": "us-east-1"}
+    aws["DB_NAME"] = shared_values().database_name  # a FindInMap in the template
     settings = ReaderSettings.from_env(literal | aws).database
     # WHEN every step of a read takes just under its timeout (idle ping, connect, handshake, SELECT)
     worst_s = worst_case_s(settings)

@@ -53,14 +53,9 @@ THRESHOLD_PARAMETERS = {
     "ReplicaLagAlarm": "ReplicaLagAlarmMilliseconds",
 }
 
-# Where a notification goes: an existing topic when given, else the stack's own.
-NOTIFY = {
-    "Fn::If": [
-        "NotifyAlarms",
-        [{"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}],
-        {"Ref": "AWS::NoValue"},
-    ]
-}
+# Where a notification goes: an existing topic when given, else the stack's own; nowhere without either.
+TOPIC_IN_USE = {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+NOTIFY = {"Fn::If": ["NotifyAlarms", [TOPIC_IN_USE], {"Ref": "AWS::NoValue"}]}
 
 
 def alarms() -> dict[str, dict[str, Any]]:
@@ -154,7 +149,7 @@ def test_the_stack_makes_its_own_topic_only_for_an_address_and_no_existing_topic
         assert RESOURCES[name]["Condition"] == "CreateAlarmTopic", name
     subscription = RESOURCES["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
-    assert subscription["Properties"]["TopicArn"] == NOTIFY["Fn::If"][1][0]
+    assert subscription["Properties"]["TopicArn"] == TOPIC_IN_USE
 
 
 def test_every_alarm_notifies_the_topic_in_use_when_it_fires_and_when_it_clears():
@@ -317,9 +312,10 @@ def test_failover_failure_restarts_maintenance_and_blue_green_events_reach_the_o
         "failure",
         "availability",
         "maintenance",
+        "security patching",
     }
     (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == NOTIFY["Fn::If"][1][0]
+    assert target["Arn"] == TOPIC_IN_USE
 
 
 # --- Aurora operated on purpose ----------------------------------------------------------------------

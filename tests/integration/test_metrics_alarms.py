@@ -5,14 +5,15 @@ environment template.yaml gives every function, over cases that make it emit eac
 EMF lines Powertools Metrics prints to stdout are captured (stdout is redirected around each call only:
 the handlers' loggers keep the stream they found at import, which must outlive this test). Then every
 alarm on a custom metric must name a namespace, metric and dimension set the code emitted, and every
-alarm on an AWS metric a metric AWS publishes, for a resource of this stack. The readers are gathered by
-`metric_readers`: the dashboard (a later issue) adds its widgets there and gets the same check.
+alarm on an AWS metric a metric AWS publishes, for a resource of this stack. `metric_readers` gathers the
+alarms' metrics and the dashboard's widgets, which get the same checks.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 from collections.abc import Callable
 from contextlib import redirect_stdout
@@ -43,27 +44,57 @@ EMITTED_METRICS = {
     "migrator": {"SchemaMigrated", "SchemaMigrationFailed"},
 }
 
-# The AWS metrics the alarms may read: namespace -> (metric names, dimension names), as the services
-# document them (Amazon SQS, Lambda and API Gateway "available CloudWatch metrics" pages).
-AWS_METRICS = {
-    "AWS/SQS": (
-        {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent"},
-        {"QueueName"},
+# The AWS metrics the alarms and the dashboard may read: namespace -> metric -> the dimension sets AWS
+# publishes it with, as the services document them (Amazon SQS, Lambda, API Gateway "available CloudWatch
+# metrics"; Aurora "Amazon CloudWatch metrics for Amazon Aurora" (cluster, role and instance); "Monitoring
+# RDS Proxy metrics with Amazon CloudWatch" (dimension sets ProxyName; ProxyName, TargetGroup, TargetRole)).
+_QUEUE = {frozenset({"QueueName"})}
+_FUNCTION = {frozenset({"FunctionName"})}
+_STAGE = {frozenset({"ApiName", "Stage"})}
+_AURORA = {frozenset({"DBInstanceIdentifier"}), frozenset({"DBClusterIdentifier", "Role"})}
+_PROXY = {frozenset({"ProxyName"}), frozenset({"ProxyName", "TargetGroup", "TargetRole"})}
+AWS_METRICS: dict[str, dict[str, set[frozenset[str]]]] = {
+    "AWS/SQS": dict.fromkeys(
+        (
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateAgeOfOldestMessage",
+            "NumberOfMessagesSent",
+        ),
+        _QUEUE,
     ),
-    "AWS/Lambda": (
-        {"Errors", "Throttles", "Invocations", "Duration", "ConcurrentExecutions"},
-        {"FunctionName"},
+    "AWS/Lambda": dict.fromkeys(
+        ("Errors", "Throttles", "Invocations", "Duration", "ConcurrentExecutions"), _FUNCTION
     ),
-    "AWS/ApiGateway": (
-        {"5XXError", "4XXError", "Count", "Latency", "IntegrationLatency"},
-        {"ApiName", "Stage"},
+    "AWS/ApiGateway": dict.fromkeys(
+        ("5XXError", "4XXError", "Count", "Latency", "IntegrationLatency"), _STAGE
     ),
+    "AWS/RDS": {
+        **dict.fromkeys(
+            ("CPUUtilization", "FreeableMemory", "DatabaseConnections", "CommitLatency"), _AURORA
+        ),
+        "AuroraReplicaLag": {frozenset({"DBInstanceIdentifier"})},
+        "AuroraReplicaLagMaximum": {frozenset({"DBClusterIdentifier"})},
+        "ClientConnections": {frozenset({"ProxyName"})},
+        "DatabaseConnectionsBorrowLatency": {frozenset({"ProxyName"})},
+        "AvailabilityPercentage": {frozenset({"ProxyName", "TargetGroup", "TargetRole"})},
+    },
 }
+# RDS Proxy's DatabaseConnections shares its name with Aurora's: by proxy, or by instance and role.
+AWS_METRICS["AWS/RDS"]["DatabaseConnections"] = _AURORA | _PROXY
 # What an AWS metric's dimension must name: a resource of this stack, of the type the dimension is about.
 AWS_DIMENSION_RESOURCE_TYPES = {
     "QueueName": "AWS::SQS::Queue",
     "FunctionName": "AWS::Serverless::Function",
+    "DBClusterIdentifier": "AWS::RDS::DBCluster",
+    "DBInstanceIdentifier": "AWS::RDS::DBInstance",
+    "ProxyName": "AWS::RDS::DBProxy",
 }
+# Dimensions whose values are words AWS defines, not names of resources.
+AWS_DIMENSION_VALUES = {"Role": {"WRITER", "READER"}, "TargetRole": {"READ_WRITE", "READ_ONLY"}}
+# A ${Name} of a Fn::Sub body that only CloudFormation resolves stands here until the body is parsed.
+_SUB_VARIABLE = re.compile(r"\$\{([A-Za-z0-9:._]+)\}")
+_UNRESOLVED = re.compile(r"^@@([A-Za-z0-9:._]+)@@$")
 
 
 @dataclass(frozen=True)
@@ -86,19 +117,72 @@ class MetricReader:
 
 
 def metric_readers(template: Template) -> list[MetricReader]:
-    """Everything in the template that reads a CloudWatch metric (today: the alarms)."""
+    """Everything in the template that reads a CloudWatch metric: alarms (one metric, or the metrics of
+    a metric-math alarm) and the dashboard's metric widgets."""
     readers = []
     for logical_id, resource in template.document["Resources"].items():
         if resource["Type"] == "AWS::CloudWatch::Alarm":
             properties = resource["Properties"]
+            metrics = [
+                query["MetricStat"]["Metric"]
+                for query in properties.get("Metrics", [])
+                if "MetricStat" in query
+            ]
+            for metric in metrics or [properties]:
+                readers.append(
+                    MetricReader(
+                        source=f"alarm {logical_id}",
+                        namespace=template.resolve(metric["Namespace"]),
+                        metric=template.resolve(metric["MetricName"]),
+                        dimensions={
+                            dimension["Name"]: template.resolve(dimension["Value"])
+                            for dimension in metric.get("Dimensions", [])
+                        },
+                    )
+                )
+        elif resource["Type"] == "AWS::CloudWatch::Dashboard":
+            readers.extend(dashboard_metric_readers(template, logical_id))
+    return readers
+
+
+def dashboard_body(template: Template, logical_id: str = "Dashboard") -> dict[str, Any]:
+    """The dashboard's JSON body, its Fn::Sub names resolved as the local stack resolves them; what only
+    CloudFormation knows (a resource's name or attribute) stays as @@Name@@ or @@Resource.Attribute@@."""
+    body, variables = template.resource_properties(logical_id)["DashboardBody"]["Fn::Sub"]
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match[1]
+        if "." in name:  # ${Resource.Attribute}
+            return f"@@{name}@@"
+        value = template.resolve(variables[name]) if name in variables else template.resolve({"Ref": name})
+        return str(value) if isinstance(value, str | int) else f"@@{name}@@"
+
+    return json.loads(_SUB_VARIABLE.sub(substitute, body))
+
+
+def _as_in_an_alarm(value: str) -> Any:
+    """A dimension value as an alarm's Dimensions state it: a !Ref or !GetAtt for what only
+    CloudFormation resolves, else the value itself."""
+    if unresolved := _UNRESOLVED.match(value):
+        resource, _, attribute = unresolved[1].partition(".")
+        return {"Fn::GetAtt": [resource, attribute]} if attribute else {"Ref": resource}
+    return value
+
+
+def dashboard_metric_readers(template: Template, logical_id: str) -> list[MetricReader]:
+    """One reader per metric row of the widgets: [namespace, metric, name, value, ..., {options}]."""
+    readers = []
+    for index, widget in enumerate(dashboard_body(template, logical_id)["widgets"]):
+        for row in widget["properties"].get("metrics", []):
+            namespace, metric, *dimensions = row[:-1] if isinstance(row[-1], dict) else row
             readers.append(
                 MetricReader(
-                    source=f"alarm {logical_id}",
-                    namespace=template.resolve(properties["Namespace"]),
-                    metric=template.resolve(properties["MetricName"]),
+                    source=f"dashboard widget {index} ({widget['properties']['title']})",
+                    namespace=namespace,
+                    metric=metric,
                     dimensions={
-                        dimension["Name"]: template.resolve(dimension["Value"])
-                        for dimension in properties.get("Dimensions", [])
+                        name: _as_in_an_alarm(value)
+                        for name, value in zip(dimensions[::2], dimensions[1::2], strict=True)
                     },
                 )
             )
@@ -227,24 +311,29 @@ def test_the_handlers_emit_the_catalogued_metrics_under_the_templates_namespace_
             assert emission.dimensions == service, emission
 
 
-def test_every_alarm_on_a_custom_metric_reads_a_metric_the_code_emits(emitted):
+def test_every_alarm_and_widget_on_a_custom_metric_reads_a_metric_the_code_emits(emitted):
     all_emitted = set().union(*emitted.values())
     custom = [reader for reader in metric_readers(TEMPLATE) if not reader.namespace.startswith("AWS/")]
-    assert custom, "no alarm reads a custom metric: the DatabaseUnavailable alarm is gone?"
+    assert {reader.source.split()[0] for reader in custom} == {"alarm", "dashboard"}
     for reader in custom:
-        # Alarms match a metric by namespace, name and the exact set of dimensions.
+        # Alarms and widgets match a metric by namespace, name and the exact set of dimensions.
         assert Emission(reader.namespace, reader.metric, reader.resolved_dimensions) in all_emitted, reader
 
 
-def test_every_alarm_on_an_aws_metric_reads_a_published_metric_of_this_stack():
+def test_the_dashboard_shows_every_metric_the_handlers_emit_but_the_migrators():
+    shown = {reader.metric for reader in metric_readers(TEMPLATE) if reader.source.startswith("dashboard")}
+    for function in ("producer", "consumer", "reader"):
+        assert EMITTED_METRICS[function] <= shown, function
+
+
+def test_every_alarm_and_widget_on_an_aws_metric_reads_a_published_metric_of_this_stack():
     resources = TEMPLATE.document["Resources"]
     api_name = TEMPLATE.resolve(resources["IngestApi"]["Properties"]["Name"])
     aws = [reader for reader in metric_readers(TEMPLATE) if reader.namespace.startswith("AWS/")]
-    assert aws
+    assert {reader.source.split()[0] for reader in aws} == {"alarm", "dashboard"}
     for reader in aws:
-        metrics, dimension_names = AWS_METRICS[reader.namespace]
-        assert reader.metric in metrics, reader
-        assert set(reader.dimensions) <= dimension_names, reader
+        assert reader.metric in AWS_METRICS[reader.namespace], reader
+        assert frozenset(reader.dimensions) in AWS_METRICS[reader.namespace][reader.metric], reader
         for name, value in reader.dimensions.items():
             if name in AWS_DIMENSION_RESOURCE_TYPES:
                 # !GetAtt Queue.QueueName or !Ref Function: a resource of this stack, of the right type
@@ -254,3 +343,14 @@ def test_every_alarm_on_an_aws_metric_reads_a_published_metric_of_this_stack():
                 assert value == api_name, reader
             elif name == "Stage":
                 assert value == TEMPLATE.resolve(resources["IngestApi"]["Properties"]["StageName"]), reader
+            elif name == "TargetGroup":
+                assert value == resources["DatabaseProxyTargetGroup"]["Properties"]["TargetGroupName"], reader
+            else:
+                assert value in AWS_DIMENSION_VALUES[name], reader
+
+
+def test_the_dashboards_event_timeline_reads_the_log_group_the_rds_event_rule_writes():
+    (log_widget,) = [widget for widget in dashboard_body(TEMPLATE)["widgets"] if widget["type"] == "log"]
+    (target,) = TEMPLATE.resource_properties("RdsEventsRecordRule")["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RdsEventsLogGroup", "Arn"]}
+    assert log_widget["properties"]["query"].startswith("SOURCE '@@RdsEventsLogGroup@@' |")

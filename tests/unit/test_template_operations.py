@@ -1,0 +1,400 @@
+"""Operations in template.yaml: alarms that reach someone, the dashboard, RDS events, Aurora on purpose.
+
+The template is read as the local stack reads it (local/template.py). The metrics of the alarms and
+the dashboard are checked against the code and AWS in tests/integration/test_metrics_alarms.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.template import TEMPLATE_PATH, Template
+
+TEMPLATE = Template()
+DOCUMENT = TEMPLATE.document
+RESOURCES: dict[str, Any] = DOCUMENT["Resources"]
+SAMCONFIG = TEMPLATE_PATH.parent / "samconfig.toml"
+
+# The runbook section of each alarm (docs/operations.md), and of the RDS events.
+RUNBOOK_ANCHORS = {
+    "DeadLetterQueueAlarm": "alarm-dead-letter-queue-not-empty",
+    "DeadLetterOldestMessageAlarm": "alarm-dead-letter-oldest-message",
+    "QueueAgeAlarm": "alarm-queue-oldest-message",
+    "DatabaseUnavailableAlarm": "alarm-database-unavailable",
+    "ConsumerErrorsAlarm": "alarm-consumer-errors",
+    "ConsumerRecordsFailedAlarm": "alarm-consumer-records-failed",
+    "ApiServerErrorsAlarm": "alarm-api-5xx",
+    "ApiLatencyAlarm": "alarm-api-latency",
+    "ProducerErrorsAlarm": "alarm-producer-errors",
+    "ReaderErrorsAlarm": "alarm-reader-errors",
+    "FunctionThrottlesAlarm": "alarm-function-throttles",
+    "ProxyAvailabilityAlarm": "alarm-proxy-availability",
+    "ProxyBorrowLatencyAlarm": "alarm-proxy-borrow-latency",
+    "WriterCpuAlarm": "alarm-writer-cpu",
+    "WriterMemoryAlarm": "alarm-writer-memory",
+    "ReplicaLagAlarm": "alarm-replica-lag",
+}
+
+# The alarms whose threshold operators set (they differ by instance class, traffic and patience).
+THRESHOLD_PARAMETERS = {
+    "QueueAgeAlarm": "QueueAgeAlarmSeconds",
+    "DeadLetterOldestMessageAlarm": "DeadLetterAgeAlarmSeconds",
+    "ApiLatencyAlarm": "ApiLatencyAlarmMilliseconds",
+    "ProxyBorrowLatencyAlarm": "ProxyBorrowLatencyAlarmMicroseconds",
+    "WriterCpuAlarm": "WriterCpuAlarmPercent",
+    "WriterMemoryAlarm": "WriterFreeableMemoryAlarmBytes",
+    "ReplicaLagAlarm": "ReplicaLagAlarmMilliseconds",
+}
+
+# Where a notification goes: an existing topic when given, else the stack's own; nowhere without either.
+TOPIC_IN_USE = {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+NOTIFY = {"Fn::If": ["NotifyAlarms", [TOPIC_IN_USE], {"Ref": "AWS::NoValue"}]}
+
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource["Properties"]
+        for logical_id, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a template value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def statements_for(policy: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    return [statement for statement in policy["Statement"] if statement["Principal"] == {"Service": service}]
+
+
+def prod_overrides() -> dict[str, str]:
+    config = tomllib.loads(SAMCONFIG.read_text())
+    pairs = shlex.split(config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+# --- alarms that reach someone ------------------------------------------------------------------------
+
+
+def test_no_topic_is_encrypted_with_an_aws_managed_key_that_cloudwatch_cannot_use():
+    # GIVEN every SNS topic of the template
+    topics = {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::SNS::Topic"}
+    assert set(topics) == {"AlarmTopic"}
+    for name, topic in topics.items():
+        # THEN none names an AWS-managed key (alias/aws/...), whose policy no alarm may use
+        assert not any("alias/aws/" in text for text in strings(topic.get("KmsMasterKeyId", ""))), name
+    # AND the alarm topic uses the stack's own key
+    assert topics["AlarmTopic"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+
+
+def test_the_topic_key_rotates_and_lets_cloudwatch_alarms_of_this_account_and_eventbridge_use_it():
+    key = RESOURCES["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = statements_for(key["KeyPolicy"], "cloudwatch.amazonaws.com")
+    (events,) = statements_for(key["KeyPolicy"], "events.amazonaws.com")
+    for statement in (cloudwatch, events):
+        assert statement["Effect"] == "Allow"
+        assert set(statement["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    # CloudWatch: only for alarms of this account
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(
+        ":${AWS::AccountId}:alarm:*"
+    )
+    # EventBridge: no source condition, which its deliveries through SNS do not carry (the topic policy
+    # scopes it to the stack's rule instead)
+    assert "Condition" not in events
+
+
+def test_the_topic_policy_lets_cloudwatch_and_the_rds_event_rule_publish_and_nothing_else():
+    policy = RESOURCES["AlarmTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    document = policy["PolicyDocument"]
+    assert {statement["Principal"]["Service"] for statement in document["Statement"]} == {
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+    }
+    for statement in document["Statement"]:
+        assert (statement["Effect"], statement["Action"]) == ("Allow", "sns:Publish")
+        assert statement["Resource"] == {"Ref": "AlarmTopic"}
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    (events,) = statements_for(document, "events.amazonaws.com")
+    assert events["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["RdsEventsToOperatorRule", "Arn"]
+    }
+
+
+def test_the_stack_makes_its_own_topic_only_for_an_address_and_no_existing_topic():
+    conditions = DOCUMENT["Conditions"]
+    assert conditions["CreateAlarmTopic"] == {
+        "Fn::And": [{"Condition": "HasAlarmEmail"}, {"Fn::Not": [{"Condition": "HasAlarmTopicArn"}]}]
+    }
+    for name in ("AlarmTopic", "AlarmTopicKey", "AlarmTopicPolicy"):
+        assert RESOURCES[name]["Condition"] == "CreateAlarmTopic", name
+    subscription = RESOURCES["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == TOPIC_IN_USE
+
+
+def test_every_alarm_notifies_the_topic_in_use_when_it_fires_and_when_it_clears():
+    for name, alarm in alarms().items():
+        assert alarm["AlarmActions"] == NOTIFY, name
+        assert alarm["OKActions"] == NOTIFY, name
+
+
+def test_every_alarm_description_links_its_runbook_section():
+    assert set(alarms()) == set(RUNBOOK_ANCHORS)
+    for name, alarm in alarms().items():
+        links = re.findall(r"docs/operations\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
+        assert links == [RUNBOOK_ANCHORS[name]], name
+        # It says what it means before where to read more.
+        assert len(alarm["AlarmDescription"].split("Runbook:")[0].strip()) > 40, name
+
+
+def test_thresholds_operators_differ_on_are_parameters():
+    for name, parameter in THRESHOLD_PARAMETERS.items():
+        assert alarms()[name]["Threshold"] == {"Ref": parameter}, name
+        assert parameter in DOCUMENT["Parameters"]
+
+
+def evaluate_rule_function(value: Any, parameters: dict[str, str]) -> Any:
+    """The rule functions template.yaml's Rules use (Fn::Equals, Fn::Not, Fn::Or, Ref)."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return parameters[argument]
+        arguments = [evaluate_rule_function(item, parameters) for item in argument]
+        if function == "Fn::Equals":
+            return arguments[0] == arguments[1]
+        if function == "Fn::Not":
+            return not arguments[0]
+        if function == "Fn::Or":
+            return any(arguments)
+        raise AssertionError(f"no rule function {function} here")
+    return value
+
+
+def deploy_refused(**overrides: str) -> list[str]:
+    """The AssertDescriptions CloudFormation would answer a deploy with these parameters."""
+    parameters = {name: str(p.get("Default", "")) for name, p in DOCUMENT["Parameters"].items()} | overrides
+    refused = []
+    for rule in DOCUMENT["Rules"].values():
+        if "RuleCondition" in rule and not evaluate_rule_function(rule["RuleCondition"], parameters):
+            continue
+        for assertion in rule["Assertions"]:
+            if not evaluate_rule_function(assertion["Assert"], parameters):
+                refused.append(assertion["AssertDescription"])
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"DatabaseDeletionProtection": "true"}, True),
+        ({"DatabaseDeletionProtection": "true", "AlarmEmail": "oncall@ops.invalid"}, False),
+        (
+            {
+                "DatabaseDeletionProtection": "true",
+                "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:pager",
+            },
+            False,
+        ),
+        ({"DatabaseDeletionProtection": "false"}, False),
+    ],
+)
+def test_a_protected_deploy_that_would_notify_nobody_is_refused_with_what_to_set(overrides, refused):
+    # WHEN CloudFormation checks the Rules of a deploy with these parameters
+    descriptions = deploy_refused(**overrides)
+    # THEN only a protected (production) deploy without an address or a topic is refused, saying what to set
+    assert bool(descriptions) == refused
+    for description in descriptions:
+        assert "AlarmEmail" in description
+        assert "AlarmTopicArn" in description
+
+
+def test_the_prod_environment_says_where_alarms_go_and_fills_in_no_fake_address():
+    text = SAMCONFIG.read_text()
+    prod = text[text.index("[prod.deploy.parameters]") :]
+    # GIVEN prod protects its data, so a deploy must name a destination
+    assert prod_overrides()["DatabaseDeletionProtection"] == "true"
+    # THEN a commented placeholder says what to add, and no address is made up
+    assert re.search(r"^#.*AlarmEmail=.*AlarmTopicArn=", prod, re.MULTILINE), prod
+    assert "AlarmEmail" not in prod_overrides()
+    assert "example.com" not in text
+
+
+def test_the_dashboard_url_and_the_event_log_are_outputs():
+    outputs = DOCUMENT["Outputs"]
+    url = outputs["CloudWatchDashboardUrl"]["Value"]["Fn::Sub"]
+    assert url.endswith("#dashboards:name=${Dashboard}")
+    assert outputs["RdsEventsLogGroupName"]["Value"] == {"Ref": "RdsEventsLogGroup"}
+
+
+def test_the_dashboard_body_is_json_once_substituted():
+    body, variables = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([A-Za-z0-9:._]+)\}", body))
+    for name in names:
+        assert (
+            name in variables
+            or name.split(".")[0] in RESOURCES
+            or name in DOCUMENT["Parameters"]
+            or (name.startswith("AWS::"))
+        ), name
+    document = json.loads(re.sub(r"\$\{[A-Za-z0-9:._]+\}", "x", body))
+    assert {widget["type"] for widget in document["widgets"]} == {"metric", "log"}
+
+
+# --- RDS events on record --------------------------------------------------------------------------
+
+
+CLUSTER_AND_INSTANCES = [
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:${DatabaseCluster}"},
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${WriterInstance}"},
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${ReaderInstance}"},
+]
+
+
+@pytest.mark.parametrize("rule", ["RdsEventsRecordRule", "RdsEventsToOperatorRule"])
+def test_the_rules_take_the_rds_events_of_this_cluster_its_instances_and_blue_green_deployments(rule):
+    pattern = RESOURCES[rule]["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.rds"]
+    database, blue_green = pattern["$or"]
+    assert database["detail-type"] == ["RDS DB Cluster Event", "RDS DB Instance Event"]
+    assert database["resources"] == CLUSTER_AND_INSTANCES
+    assert blue_green == {"detail-type": ["RDS Blue Green Deployment Event"]}
+    assert "docs/operations.md#rds-events" in RESOURCES[rule]["Properties"]["Description"]
+
+
+def test_every_event_is_kept_in_a_log_group_with_retention_that_eventbridge_may_write():
+    record = RESOURCES["RdsEventsRecordRule"]["Properties"]
+    assert "detail" not in record["EventPattern"]["$or"][0]  # every event, not some categories
+    (target,) = record["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RdsEventsLogGroup", "Arn"]}
+    log_group = RESOURCES["RdsEventsLogGroup"]["Properties"]
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert log_group["LogGroupName"]["Fn::Sub"].startswith("/aws/events/")  # EventBridge's requirement
+    # GIVEN the log group's resource policy, substituted as CloudFormation would
+    policy_text = RESOURCES["RdsEventsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    (statement,) = json.loads(re.sub(r"\$\{([A-Za-z0-9:._]+)\}", r"<\1>", policy_text))["Statement"]
+    # THEN EventBridge may write to that group, for this stack's record rule only
+    assert "events.amazonaws.com" in statement["Principal"]["Service"]
+    assert set(statement["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert statement["Resource"] == "<RdsEventsLogGroup.Arn>"
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert source.endswith(
+        ":rule/" + record["Name"]["Fn::Sub"].replace("${AWS::StackName}", "<AWS::StackName>")
+    )
+    assert RESOURCES["RdsEventsRecordRule"]["DependsOn"] == "RdsEventsLogGroupPolicy"
+
+
+def test_failover_failure_restarts_maintenance_and_blue_green_events_reach_the_operator():
+    rule = RESOURCES["RdsEventsToOperatorRule"]
+    assert rule["Condition"] == "NotifyAlarms"
+    database, _ = rule["Properties"]["EventPattern"]["$or"]
+    assert set(database["detail"]["EventCategories"]) == {
+        "failover",
+        "failure",
+        "availability",
+        "maintenance",
+        "security patching",
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == TOPIC_IN_USE
+
+
+# --- Aurora operated on purpose ----------------------------------------------------------------------
+
+
+INSTANCES = ("WriterInstance", "ReaderInstance")
+
+
+def test_maintenance_and_backups_happen_in_the_windows_the_operator_chose():
+    cluster = RESOURCES["DatabaseCluster"]["Properties"]
+    assert cluster["PreferredMaintenanceWindow"] == {"Ref": "DatabaseMaintenanceWindow"}
+    assert cluster["PreferredBackupWindow"] == {"Ref": "DatabaseBackupWindow"}
+    for name in INSTANCES:
+        instance = RESOURCES[name]["Properties"]
+        assert instance["PreferredMaintenanceWindow"] == {"Ref": "DatabaseMaintenanceWindow"}, name
+        assert instance["AutoMinorVersionUpgrade"] == {"Ref": "DatabaseAutoMinorVersionUpgrade"}, name
+    # The default windows match their own patterns and do not overlap (RDS refuses overlapping ones).
+    parameters = DOCUMENT["Parameters"]
+    for name in ("DatabaseMaintenanceWindow", "DatabaseBackupWindow"):
+        assert re.fullmatch(parameters[name]["AllowedPattern"], parameters[name]["Default"]), name
+    backup_end = parameters["DatabaseBackupWindow"]["Default"].split("-")[1]
+    maintenance_start = parameters["DatabaseMaintenanceWindow"]["Default"].split("-")[0].split(":", 1)[1]
+    assert backup_end <= maintenance_start
+
+
+def test_performance_insights_and_enhanced_monitoring_follow_their_parameters():
+    for name in INSTANCES:
+        instance = RESOURCES[name]["Properties"]
+        assert instance["EnablePerformanceInsights"] == {"Fn::If": ["UsePerformanceInsights", True, False]}
+        assert instance["MonitoringInterval"] == {"Ref": "DatabaseMonitoringIntervalSeconds"}
+        assert instance["MonitoringRoleArn"] == {
+            "Fn::If": [
+                "UseEnhancedMonitoring",
+                {"Fn::GetAtt": ["DatabaseMonitoringRole", "Arn"]},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    role = RESOURCES["DatabaseMonitoringRole"]
+    assert role["Condition"] == "UseEnhancedMonitoring"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+
+
+def test_the_cluster_requires_tls_and_logs_slow_queries():
+    cluster = RESOURCES["DatabaseCluster"]["Properties"]
+    assert cluster["DBClusterParameterGroupName"] == {"Ref": "DatabaseClusterParameterGroup"}
+    group = RESOURCES["DatabaseClusterParameterGroup"]["Properties"]
+    assert group["Family"] == "aurora-mysql8.0"
+    assert group["Parameters"]["require_secure_transport"] == "ON"
+    assert group["Parameters"]["slow_query_log"] == "1"
+    assert group["Parameters"]["log_output"] == "FILE"
+
+
+def test_exported_logs_land_in_log_groups_the_stack_made_first_with_retention():
+    cluster = RESOURCES["DatabaseCluster"]
+    exports = cluster["Properties"]["EnableCloudwatchLogsExports"]
+    assert set(exports) == {"error", "slowquery"}
+    assert cluster["Properties"]["DBClusterIdentifier"] == {"Ref": "DatabaseClusterName"}
+    log_groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]: name
+        for name, r in RESOURCES.items()
+        if r["Type"] == "AWS::Logs::LogGroup" and isinstance(r["Properties"].get("LogGroupName"), dict)
+    }
+    for export in exports:
+        # The name RDS writes to: /aws/rds/cluster/<cluster identifier>/<log type>
+        name = log_groups[f"/aws/rds/cluster/${{DatabaseClusterName}}/{export}"]
+        assert RESOURCES[name]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert name in cluster["DependsOn"], name
+    # The identifier is lower case, as RDS stores it and names the log groups.
+    pattern = DOCUMENT["Parameters"]["DatabaseClusterName"]["AllowedPattern"]
+    assert re.fullmatch(pattern, DOCUMENT["Parameters"]["DatabaseClusterName"]["Default"])
+    assert not re.fullmatch(pattern, "Customer-Ingest")
+
+
+def test_prod_pins_the_engine_upgrades_on_purpose_and_watches_the_database_closely():
+    prod = prod_overrides()
+    assert re.fullmatch(
+        DOCUMENT["Parameters"]["DatabaseEngineVersion"]["AllowedPattern"], prod["DatabaseEngineVersion"]
+    )
+    assert prod["DatabaseEngineVersion"]
+    assert prod["DatabaseAutoMinorVersionUpgrade"] == "false"
+    assert prod["DatabasePerformanceInsights"] == "true"
+    assert int(prod["DatabaseMonitoringIntervalSeconds"]) > 0
+    assert prod["DatabaseClusterName"] != DOCUMENT["Parameters"]["DatabaseClusterName"]["Default"]

@@ -1,0 +1,339 @@
+"""The operator CLI (python -m ops) against moto (CloudFormation, SQS, CloudWatch) and botocore's Stubber
+(RDS, and the SQS message move tasks moto does not implement)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from ops.cli import main
+
+REGION = "eu-west-1"
+STACK = "customer-ingest-test"
+CLUSTER = "ingest-cluster"
+# The parts of template.yaml the CLI reads, under the same logical ids and output keys (moto's
+# CloudFormation has no AWS::CloudWatch::Alarm: the alarm is created apart and listed by `with_alarm`).
+TEMPLATE = {
+    "Resources": {
+        "CustomerDeadLetterQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"QueueName": "customers-dlq.fifo", "FifoQueue": True},
+        },
+        "CustomerQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": "customers.fifo",
+                "FifoQueue": True,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]},
+                    "maxReceiveCount": 25,
+                },
+            },
+        },
+    },
+    "Outputs": {
+        "QueueUrl": {"Value": {"Ref": "CustomerQueue"}},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "CustomerDeadLetterQueue"}},
+        "DatabaseClusterId": {"Value": CLUSTER},
+    },
+}
+ALARM = "customer-ingest-test-database-unavailable"
+
+
+class Session:
+    """boto3.Session's `client` as the CLI calls it: moto's clients, or a stubbed one per service."""
+
+    def __init__(self, **stubbed: Any) -> None:
+        self.stubbed = stubbed
+
+    def client(self, service: str, endpoint_url: str | None = None) -> Any:
+        return self.stubbed.get(service) or boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def stack(aws: None) -> dict[str, str]:
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(TEMPLATE))
+    outputs = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["Outputs"]
+    return {output["OutputKey"]: output["OutputValue"] for output in outputs}
+
+
+def with_alarm() -> Any:
+    """The stack's CloudFormation answers (moto's) with DatabaseUnavailableAlarm among its resources, as
+    a deployed stack lists it; the alarm itself is moto's."""
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName=ALARM,
+        Namespace="CustomerIngest",
+        MetricName="DatabaseUnavailable",
+        Dimensions=[{"Name": "service", "Value": "customer-ingest"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=3,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    real = boto3.client("cloudformation", region_name=REGION)
+    resources = real.describe_stack_resources(StackName=STACK)
+    resources["StackResources"].append(
+        {
+            "StackName": STACK,
+            "LogicalResourceId": "DatabaseUnavailableAlarm",
+            "PhysicalResourceId": ALARM,
+            "ResourceType": "AWS::CloudWatch::Alarm",
+            "Timestamp": datetime.now(UTC),
+            "ResourceStatus": "CREATE_COMPLETE",
+        }
+    )
+    stubbed = boto3.client("cloudformation", region_name=REGION)
+    stubber = Stubber(stubbed)
+    stubber.add_response("describe_stacks", real.describe_stacks(StackName=STACK), {"StackName": STACK})
+    stubber.add_response("describe_stack_resources", resources, {"StackName": STACK})
+    stubber.activate()
+    return stubbed
+
+
+def run(*argv: str, session: Any = None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--region", REGION, "--poll-interval", "0", *argv], out=out, session=session or Session())
+    return code, out.getvalue()
+
+
+def dead_letter(stack: dict[str, str], customer_id: str, request_id: str) -> None:
+    body = json.dumps({"request_id": request_id, "customer_id": customer_id, "accepted_at": 1, "payload": {}})
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=stack["DeadLetterQueueUrl"],
+        MessageBody=body,
+        MessageGroupId=customer_id,
+        MessageDeduplicationId=request_id,
+    )
+
+
+def visible(url: str) -> int:
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+# ---- dlq peek -----------------------------------------------------------------------------------------
+
+
+def test_peek_shows_dead_letters_and_leaves_them_visible(stack: dict[str, str]) -> None:
+    """GIVEN two customers' records in the dead-letter queue WHEN `dlq peek --output json` runs
+    THEN it lists both with their request and customer ids and one receive each, AND both are still
+    there and visible at once (a redrive or a second peek sees them)."""
+    dead_letter(stack, "alice", "req-a")
+    dead_letter(stack, "bob", "req-b")
+
+    code, out = run("--stack", STACK, "--output", "json", "dlq", "peek")
+
+    assert code == 0
+    messages = json.loads(out)["messages"]
+    assert sorted((m["customer_id"], m["request_id"]) for m in messages) == [
+        ("alice", "req-a"),
+        ("bob", "req-b"),
+    ]
+    assert [m["receive_count"] for m in messages] == [1, 1]
+    assert visible(stack["DeadLetterQueueUrl"]) == 2
+    _, again = run("--stack", STACK, "--output", "json", "dlq", "peek")
+    assert [m["receive_count"] for m in json.loads(again)["messages"]] == [2, 2], "one receive per peek"
+
+
+def test_peek_takes_explicit_queue_urls_without_a_stack(stack: dict[str, str]) -> None:
+    """GIVEN a dead-letter queue given by URL (as on the local stack) WHEN peeked without --stack
+    THEN its messages are shown as text."""
+    dead_letter(stack, "carol", "req-c")
+
+    code, out = run("--dead-letter-queue-url", stack["DeadLetterQueueUrl"], "dlq", "peek")
+
+    assert code == 0
+    assert "customer_id=carol" in out
+    assert "request_id=req-c" in out
+
+
+# ---- dlq redrive --------------------------------------------------------------------------------------
+
+
+def test_redrive_is_refused_while_the_database_is_unavailable(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a dead letter and DatabaseUnavailable in ALARM WHEN `dlq redrive` runs without --force
+    THEN it exits 1 naming the alarm and --force, AND the message stays in the dead-letter queue."""
+    dead_letter(stack, "alice", "req-a")
+    cloudformation = with_alarm()
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName=ALARM, StateValue="ALARM", StateReason="test"
+    )
+
+    code, _ = run("--stack", STACK, "dlq", "redrive", session=Session(cloudformation=cloudformation))
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert ALARM in error
+    assert "--force" in error
+    assert visible(stack["DeadLetterQueueUrl"]) == 1
+
+
+def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
+    """moto has no message move tasks: SQS answers from a Stubber, a task RUNNING once, then `final`."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    stubber = Stubber(sqs)
+    dlq_arn = "arn:aws:sqs:eu-west-1:123456789012:customers-dlq.fifo"
+    queue_arn = "arn:aws:sqs:eu-west-1:123456789012:customers.fifo"
+    dlq, queue = stack["DeadLetterQueueUrl"], stack["QueueUrl"]
+    stubber.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"QueueArn": dlq_arn}},
+        {"QueueUrl": dlq, "AttributeNames": ["QueueArn"]},
+    )
+    count = {"QueueUrl": dlq, "AttributeNames": ["ApproximateNumberOfMessages"]}
+    stubber.add_response("get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": "3"}}, count)
+    stubber.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"QueueArn": queue_arn}},
+        {"QueueUrl": queue, "AttributeNames": ["QueueArn"]},
+    )
+    stubber.add_response(
+        "start_message_move_task",
+        {"TaskHandle": "task-1"},
+        {"SourceArn": dlq_arn, "DestinationArn": queue_arn},
+    )
+    listing = {"SourceArn": dlq_arn, "MaxResults": 1}
+    running = {
+        "Status": "RUNNING",
+        "TaskHandle": "task-1",
+        "ApproximateNumberOfMessagesMoved": 1,
+        "ApproximateNumberOfMessagesToMove": 3,
+    }
+    stubber.add_response("list_message_move_tasks", {"Results": [running]}, listing)
+    stubber.add_response("list_message_move_tasks", {"Results": [final]}, listing)
+    left = str(3 - final["ApproximateNumberOfMessagesMoved"])
+    stubber.add_response("get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": left}}, count)
+    stubber.activate()
+    return stubber
+
+
+def test_redrive_follows_the_move_task_and_reports_what_moved(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN the database alarm OK and a move task that runs, then completes WHEN `dlq redrive --output json`
+    runs THEN it starts the task from the dead-letter queue to the source queue, shows progress on stderr,
+    and reports 3 of 3 moved, none left."""
+    completed = {
+        "Status": "COMPLETED",
+        "ApproximateNumberOfMessagesMoved": 3,
+        "ApproximateNumberOfMessagesToMove": 3,
+    }
+    sqs = stubbed_move(stack, completed)
+
+    code, out = run(
+        "--stack",
+        STACK,
+        "--output",
+        "json",
+        "dlq",
+        "redrive",
+        session=Session(sqs=sqs.client, cloudformation=with_alarm()),
+    )
+
+    assert code == 0
+    assert json.loads(out)["redrive"] == {
+        "status": "COMPLETED",
+        "moved": 3,
+        "to_move": 3,
+        "failure_reason": None,
+        "left_in_dead_letter_queue": 0,
+    }
+    assert "moved 1 of 3" in capsys.readouterr().err
+    sqs.assert_no_pending_responses()
+
+
+def test_a_failed_move_task_is_an_error(stack: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN a move task that fails after one message WHEN `dlq redrive` follows it THEN it exits 1 with
+    the task's failure reason."""
+    failed = {
+        "Status": "FAILED",
+        "ApproximateNumberOfMessagesMoved": 1,
+        "ApproximateNumberOfMessagesToMove": 3,
+        "FailureReason": "AWS.SimpleQueueService.NonExistentQueue",
+    }
+    sqs = stubbed_move(stack, failed)
+
+    code, _ = run(
+        "--stack", STACK, "dlq", "redrive", session=Session(sqs=sqs.client, cloudformation=with_alarm())
+    )
+
+    assert code == 1
+    assert "FAILED: AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err
+
+
+# ---- clear errors ---------------------------------------------------------------------------------------
+
+
+def test_an_unknown_stack_is_named_with_the_region(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN no such stack in the region WHEN status runs THEN exit 1 naming the stack and the region."""
+    code, _ = run("--stack", "nope", "status")
+
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: stack nope not found in region {REGION}: check --stack and --region"
+    )
+
+
+def test_missing_credentials_are_explained(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN no AWS credentials anywhere WHEN status runs THEN exit 1 telling how to get some."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    code = main(["--region", REGION, "--stack", STACK, "status"], out=io.StringIO())
+
+    assert code == 1
+    assert "no AWS credentials" in capsys.readouterr().err
+
+
+def test_a_command_that_needs_the_stack_says_so(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run("dlq", "peek")
+
+    assert code == 1
+    assert "--stack NAME is required" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN each subcommand WHEN called with --help THEN it prints its usage and exits 0."""
+    for command in (
+        ["status"],
+        ["dlq", "peek"],
+        ["dlq", "redrive"],
+        ["failover"],
+        ["reboot-writer"],
+        ["upgrade"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main([*command, "--help"])
+        assert exit_.value.code == 0
+        assert f"python -m ops {' '.join(command)}" in capsys.readouterr().out

@@ -21,8 +21,7 @@ class DeadLetter:
     request_id: str | None
     customer_id: str | None
     receive_count: int
-    sent_at_ms: int
-    error: str | None  # a message attribute "error" if a sender recorded one; SQS itself records none
+    sent_at_ms: int  # when it reached the dead-letter queue; why it failed is in the consumer's log
 
 
 def queue_arn(sqs: Any, url: str) -> str:
@@ -51,7 +50,6 @@ def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
                 VisibilityTimeout=PEEK_HOLD_S,
                 WaitTimeSeconds=0,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not received:
                 break
@@ -77,14 +75,12 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
         body = None
     fields = body if isinstance(body, dict) else {}
     attributes = message.get("Attributes", {})
-    error = message.get("MessageAttributes", {}).get("error", {}).get("StringValue")
     return DeadLetter(
         message_id=message["MessageId"],
         request_id=fields.get("request_id"),
         customer_id=fields.get("customer_id"),
         receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
         sent_at_ms=int(attributes.get("SentTimestamp", 0)),
-        error=error,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 DATABASE_UNAVAILABLE_ALARM = "DatabaseUnavailableAlarm"  # template.yaml's logical id
@@ -26,7 +26,8 @@ def is_firing(cloudwatch: Any, name: str) -> bool:
 
 
 def breaching_seconds(cloudwatch: Any, alarm_name: str, start: datetime, end: datetime) -> float:
-    """How long the alarm's metric was above zero between start and end, to its 60 s resolution."""
+    """How long the alarm's metric was above zero between start and end, to its 60 s resolution (the
+    window widened to whole minutes, so an outage shorter than a minute still counts as one)."""
     alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name]).get("MetricAlarms", [])
     if not alarms:
         return 0.0
@@ -35,8 +36,8 @@ def breaching_seconds(cloudwatch: Any, alarm_name: str, start: datetime, end: da
         Namespace=alarm["Namespace"],
         MetricName=alarm["MetricName"],
         Dimensions=alarm.get("Dimensions", []),
-        StartTime=start,
-        EndTime=end,
+        StartTime=start.replace(second=0, microsecond=0),
+        EndTime=end.replace(second=0, microsecond=0) + timedelta(minutes=1),
         Period=60,
         Statistics=["Sum"],
     ).get("Datapoints", [])

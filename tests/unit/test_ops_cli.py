@@ -337,3 +337,243 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert exit_.value.code == 0
         assert f"python -m ops {' '.join(command)}" in capsys.readouterr().out
+
+
+# ---- the database: failover, upgrade (RDS answers from a Stubber) ------------------------------------
+
+
+def cluster_answers(
+    stubber: Stubber, status: str, writer: str, version: str = "8.0.mysql_aurora.3.08.0"
+) -> None:
+    """DescribeDBClusters and DescribeDBInstances of a two-instance cluster whose writer is `writer`."""
+    members = [
+        {"DBInstanceIdentifier": name, "IsClusterWriter": name == writer}
+        for name in ("ingest-db-1", "ingest-db-2")
+    ]
+    stubber.add_response(
+        "describe_db_clusters",
+        {
+            "DBClusters": [
+                {
+                    "DBClusterIdentifier": CLUSTER,
+                    "Status": status,
+                    "Engine": "aurora-mysql",
+                    "EngineVersion": version,
+                    "DBClusterMembers": members,
+                }
+            ]
+        },
+        {"DBClusterIdentifier": CLUSTER},
+    )
+    for name, zone in (("ingest-db-1", "eu-west-1a"), ("ingest-db-2", "eu-west-1b")):
+        instance = {"DBInstanceIdentifier": name, "AvailabilityZone": zone, "DBInstanceStatus": "available"}
+        stubber.add_response(
+            "describe_db_instances", {"DBInstances": [instance]}, {"DBInstanceIdentifier": name}
+        )
+
+
+def event_answers(stubber: Stubber, *messages: str) -> None:
+    """DescribeEvents for the cluster (with `messages`) and its two instances (none)."""
+    events = [
+        {
+            "SourceIdentifier": CLUSTER,
+            "Message": message,
+            "Date": datetime(2026, 11, 30, 12, 0, n, tzinfo=UTC),
+        }
+        for n, message in enumerate(messages)
+    ]
+    stubber.add_response("describe_events", {"Events": events})
+    stubber.add_response("describe_events", {"Events": []})
+    stubber.add_response("describe_events", {"Events": []})
+
+
+def test_failover_follows_the_events_and_reports_the_outage(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a cluster whose writer is ingest-db-1 and a consumer that reported the database unavailable
+    for one minute WHEN `failover --yes --output json` runs THEN it fails the cluster over, prints the RDS
+    events while it waits, and reports the new writer, 60 s of writes unavailable and the drained queue."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    cluster_answers(stubber, "available", "ingest-db-1")  # before
+    cluster_answers(stubber, "available", "ingest-db-1")  # the failover's check for a reader
+    stubber.add_response("failover_db_cluster", {"DBCluster": {}}, {"DBClusterIdentifier": CLUSTER})
+    cluster_answers(stubber, "failing-over", "ingest-db-1")
+    event_answers(stubber, "Started cross AZ failover to DB instance: ingest-db-2")
+    cluster_answers(stubber, "available", "ingest-db-2")
+    event_answers(stubber, "Started cross AZ failover to DB instance: ingest-db-2", "Completed failover")
+    event_answers(stubber, "Started cross AZ failover to DB instance: ingest-db-2", "Completed failover")
+    stubber.activate()
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="CustomerIngest",
+        MetricData=[
+            {
+                "MetricName": "DatabaseUnavailable",
+                "Dimensions": [{"Name": "service", "Value": "customer-ingest"}],
+                "Value": 4,
+                "Timestamp": datetime.now(UTC),
+            }
+        ],
+    )
+
+    code, out = run(
+        "--stack", STACK, "--output", "json", "failover", "--yes",
+        session=Session(rds=rds, cloudformation=with_alarm()),
+    )  # fmt: skip
+
+    assert code == 0
+    outage = json.loads(out)["outage"]
+    assert (outage["old_writer"], outage["new_writer"]) == ("ingest-db-1", "ingest-db-2")
+    assert outage["writes_unavailable_s"] == 60.0
+    assert outage["backlog_drained_s"] is not None
+    assert [event["message"] for event in outage["events"]] == [
+        "Started cross AZ failover to DB instance: ingest-db-2",
+        "Completed failover",
+    ]
+    assert "Completed failover" in capsys.readouterr().err, "the events are shown while it waits"
+    stubber.assert_no_pending_responses()
+
+
+def test_failover_without_a_terminal_asks_for_yes(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN no terminal to confirm on (a script) WHEN failover runs without --yes THEN nothing fails over."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)  # no FailoverDBCluster answer: calling it would fail the test
+    stubber.activate()
+
+    code, _ = run("--stack", STACK, "failover", session=Session(rds=rds))
+
+    assert code == 1
+    assert "pass --yes" in capsys.readouterr().err
+
+
+def test_upgrade_is_refused_while_an_alarm_fires(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN DatabaseUnavailable in ALARM WHEN an upgrade is asked for THEN it is refused, naming it."""
+    cloudformation = with_alarm()
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName=ALARM, StateValue="ALARM", StateReason="test"
+    )
+
+    code, _ = run(
+        "--stack", STACK, "upgrade", "--engine-version", "8.0.mysql_aurora.3.09.0", "--yes",
+        session=Session(cloudformation=cloudformation),
+    )  # fmt: skip
+
+    assert code == 1
+    assert f"alarms are firing ({ALARM})" in capsys.readouterr().err
+
+
+def test_upgrade_is_refused_with_a_backlog(stack: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN more queued records than --max-backlog WHEN an upgrade is asked for THEN it is refused."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    for number in range(3):
+        sqs.send_message(
+            QueueUrl=stack["QueueUrl"],
+            MessageBody="{}",
+            MessageGroupId="g",
+            MessageDeduplicationId=str(number),
+        )
+
+    code, _ = run("--stack", STACK, "upgrade", "--engine-version", "x", "--max-backlog", "2", "--yes")
+
+    assert code == 1
+    assert "the queue holds 3 records" in capsys.readouterr().err
+
+
+def test_upgrade_to_a_version_that_is_no_target_is_refused(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN RDS lists 3.09.0 as the only upgrade target WHEN 3.99.0 is asked for THEN it is refused,
+    listing the valid targets, and nothing is modified."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    cluster_answers(stubber, "available", "ingest-db-1")
+    targets = [{"EngineVersion": "8.0.mysql_aurora.3.09.0", "IsMajorVersionUpgrade": False}]
+    stubber.add_response(
+        "describe_db_engine_versions",
+        {"DBEngineVersions": [{"EngineVersion": "8.0.mysql_aurora.3.08.0", "ValidUpgradeTarget": targets}]},
+        {"Engine": "aurora-mysql", "EngineVersion": "8.0.mysql_aurora.3.08.0"},
+    )
+    stubber.activate()
+
+    code, _ = run(
+        "--stack", STACK, "upgrade", "--engine-version", "8.0.mysql_aurora.3.99.0", "--yes",
+        session=Session(rds=rds),
+    )  # fmt: skip
+
+    assert code == 1
+    assert "(valid: 8.0.mysql_aurora.3.09.0)" in capsys.readouterr().err
+    stubber.assert_no_pending_responses()
+
+
+def test_a_minor_upgrade_is_applied_in_place_and_followed(stack: dict[str, str]) -> None:
+    """GIVEN a valid minor target WHEN `upgrade --yes` runs THEN the cluster is modified in place to it
+    (applied now), followed until available, and the outage reported."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    cluster_answers(stubber, "available", "ingest-db-1")
+    targets = [{"EngineVersion": "8.0.mysql_aurora.3.09.0", "IsMajorVersionUpgrade": False}]
+    stubber.add_response(
+        "describe_db_engine_versions",
+        {"DBEngineVersions": [{"EngineVersion": "8.0.mysql_aurora.3.08.0", "ValidUpgradeTarget": targets}]},
+    )
+    cluster_answers(stubber, "available", "ingest-db-1")  # before
+    stubber.add_response(
+        "modify_db_cluster",
+        {"DBCluster": {}},
+        {
+            "DBClusterIdentifier": CLUSTER,
+            "EngineVersion": "8.0.mysql_aurora.3.09.0",
+            "ApplyImmediately": True,
+        },
+    )
+    cluster_answers(stubber, "upgrading", "ingest-db-1")
+    event_answers(stubber, "Database cluster engine version upgrade started.")
+    cluster_answers(stubber, "available", "ingest-db-1", version="8.0.mysql_aurora.3.09.0")
+    event_answers(stubber, "Database cluster engine version upgrade finished.")
+    event_answers(stubber, "Database cluster engine version upgrade finished.")
+    stubber.activate()
+
+    code, out = run(
+        "--stack", STACK, "--output", "json",
+        "upgrade", "--engine-version", "8.0.mysql_aurora.3.09.0", "--yes",
+        session=Session(rds=rds),
+    )  # fmt: skip
+
+    assert code == 0
+    result = json.loads(out)
+    assert result["upgrade"] == {
+        "current_version": "8.0.mysql_aurora.3.08.0",
+        "target_version": "8.0.mysql_aurora.3.09.0",
+        "major": False,
+    }
+    assert result["outage"]["operation"] == "upgrade"
+    stubber.assert_no_pending_responses()
+
+
+def test_status_shows_the_writer_and_reader_with_their_zones(stack: dict[str, str]) -> None:
+    """GIVEN a two-instance cluster WHEN `status --output json` runs THEN it shows the outputs, the queue
+    depths, no alarm firing, the writer and the reader with their Availability Zones, and the RDS events."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    cluster_answers(stubber, "available", "ingest-db-2")
+    cluster_answers(stubber, "available", "ingest-db-2")  # the event timeline without a log group
+    event_answers(stubber, "DB instance restarted")
+    stubber.activate()
+    dead_letter(stack, "alice", "req-a")
+
+    code, out = run("--stack", STACK, "--output", "json", "status", session=Session(rds=rds))
+
+    assert code == 0
+    status = json.loads(out)
+    assert status["outputs"]["DatabaseClusterId"] == CLUSTER
+    assert status["alarms_in_alarm"] == []
+    assert (status["queue"]["visible"], status["queue"]["dead_lettered"]) == (0, 1)
+    assert [(m["instance_id"], m["role"], m["availability_zone"]) for m in status["database"]["members"]] == [
+        ("ingest-db-1", "reader", "eu-west-1a"),
+        ("ingest-db-2", "writer", "eu-west-1b"),
+    ]
+    assert [event["message"] for event in status["last_rds_events"]] == ["DB instance restarted"]

@@ -287,7 +287,7 @@ def upgrade(operator: Operator) -> dict[str, Any]:
     report = _follow_outage(
         operator,
         "upgrade",
-        lambda: database.start_upgrade(operator.rds, cluster.cluster_id, "", plan, ""),
+        lambda: database.upgrade_in_place(operator.rds, cluster.cluster_id, plan.target_version),
     )
     return {"upgrade": asdict(plan)} | report
 
@@ -297,11 +297,8 @@ def _blue_green(operator: Operator, cluster: database.Cluster, plan: database.Up
         f"Create a blue/green deployment of {cluster.cluster_id} on {plan.target_version}"
         " and switch over once the green cluster is ready?"
     )
-    arn = operator.rds.describe_db_clusters(DBClusterIdentifier=cluster.cluster_id)["DBClusters"][0][
-        "DBClusterArn"
-    ]
-    name = f"{cluster.cluster_id}-{plan.target_version.replace('.', '-')}"[:60]
-    deployment_id = database.start_upgrade(operator.rds, cluster.cluster_id, arn, plan, name)
+    deployment_id = database.create_blue_green(operator.rds, cluster, plan.target_version)
+    operator.waiter.say(f"blue/green deployment {deployment_id} created; the green cluster is being built")
 
     def deployment_in(*states: str) -> dict[str, Any] | None:
         found = operator.rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=deployment_id)

@@ -21,6 +21,7 @@ class Member:
 @dataclass(frozen=True)
 class Cluster:
     cluster_id: str
+    arn: str
     status: str
     engine: str
     engine_version: str
@@ -54,6 +55,7 @@ def describe_cluster(rds: Any, cluster_id: str) -> Cluster:
         )
     return Cluster(
         cluster_id=cluster_id,
+        arn=cluster["DBClusterArn"],
         status=cluster["Status"],
         engine=cluster["Engine"],
         engine_version=cluster["EngineVersion"],
@@ -142,19 +144,14 @@ def plan_upgrade(rds: Any, cluster: Cluster, target_version: str) -> UpgradePlan
     return UpgradePlan(cluster.engine_version, target_version, targets[target_version])
 
 
-def start_upgrade(
-    rds: Any, cluster_id: str, cluster_arn: str, plan: UpgradePlan, deployment_name: str
-) -> str:
-    """In place for a minor version; an RDS blue/green deployment (green on the target) for a major one.
+def upgrade_in_place(rds: Any, cluster_id: str, target_version: str) -> None:
+    rds.modify_db_cluster(DBClusterIdentifier=cluster_id, EngineVersion=target_version, ApplyImmediately=True)
 
-    Returns what to follow: the cluster id, or the blue/green deployment's identifier.
-    """
-    if not plan.major:
-        rds.modify_db_cluster(
-            DBClusterIdentifier=cluster_id, EngineVersion=plan.target_version, ApplyImmediately=True
-        )
-        return cluster_id
+
+def create_blue_green(rds: Any, cluster: Cluster, target_version: str) -> str:
+    """A blue/green deployment whose green cluster runs `target_version`; its identifier."""
+    name = f"{cluster.cluster_id}-{target_version.replace('.', '-')}"[:60]
     deployment = rds.create_blue_green_deployment(
-        BlueGreenDeploymentName=deployment_name, Source=cluster_arn, TargetEngineVersion=plan.target_version
+        BlueGreenDeploymentName=name, Source=cluster.arn, TargetEngineVersion=target_version
     )["BlueGreenDeployment"]
     return str(deployment["BlueGreenDeploymentIdentifier"])

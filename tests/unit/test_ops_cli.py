@@ -356,6 +356,7 @@ def cluster_answers(
             "DBClusters": [
                 {
                     "DBClusterIdentifier": CLUSTER,
+                    "DBClusterArn": f"arn:aws:rds:{REGION}:123456789012:cluster:{CLUSTER}",
                     "Status": status,
                     "Engine": "aurora-mysql",
                     "EngineVersion": version,
@@ -577,3 +578,66 @@ def test_status_shows_the_writer_and_reader_with_their_zones(stack: dict[str, st
         ("ingest-db-2", "writer", "eu-west-1b"),
     ]
     assert [event["message"] for event in status["last_rds_events"]] == ["DB instance restarted"]
+
+
+def test_a_major_upgrade_goes_through_a_blue_green_deployment(stack: dict[str, str]) -> None:
+    """GIVEN a target RDS marks as a major version upgrade WHEN `upgrade --yes` runs THEN a blue/green
+    deployment of the cluster on that version is created, waited for until the green cluster is
+    available, switched over, and followed to SWITCHOVER_COMPLETED."""
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    target = "9.0.mysql_aurora.4.00.0"
+    cluster_answers(stubber, "available", "ingest-db-1")
+    stubber.add_response(
+        "describe_db_engine_versions",
+        {
+            "DBEngineVersions": [
+                {
+                    "EngineVersion": "8.0.mysql_aurora.3.08.0",
+                    "ValidUpgradeTarget": [{"EngineVersion": target, "IsMajorVersionUpgrade": True}],
+                }
+            ]
+        },
+    )
+    stubber.add_response(
+        "create_blue_green_deployment",
+        {"BlueGreenDeployment": {"BlueGreenDeploymentIdentifier": "bgd-1"}},
+        {
+            "BlueGreenDeploymentName": f"{CLUSTER}-9-0-mysql_aurora-4-00-0",
+            "Source": f"arn:aws:rds:{REGION}:123456789012:cluster:{CLUSTER}",
+            "TargetEngineVersion": target,
+        },
+    )
+    deployment = {"BlueGreenDeploymentIdentifier": "bgd-1"}
+    for state in ("PROVISIONING", "AVAILABLE"):
+        stubber.add_response(
+            "describe_blue_green_deployments",
+            {"BlueGreenDeployments": [deployment | {"Status": state}]},
+            {"BlueGreenDeploymentIdentifier": "bgd-1"},
+        )
+    cluster_answers(stubber, "available", "ingest-db-1")  # before the switchover
+    stubber.add_response(
+        "switchover_blue_green_deployment",
+        {"BlueGreenDeployment": deployment},
+        {"BlueGreenDeploymentIdentifier": "bgd-1"},
+    )
+    cluster_answers(stubber, "available", "ingest-db-1", version=target)
+    event_answers(stubber, "Blue/green deployment switchover completed.")
+    event_answers(stubber, "Blue/green deployment switchover completed.")
+    stubber.add_response(
+        "describe_blue_green_deployments",
+        {"BlueGreenDeployments": [deployment | {"Status": "SWITCHOVER_COMPLETED"}]},
+    )
+    stubber.activate()
+
+    code, out = run(
+        "--stack", STACK, "--output", "json",
+        "upgrade", "--engine-version", target, "--yes",
+        session=Session(rds=rds),
+    )  # fmt: skip
+
+    assert code == 0
+    result = json.loads(out)
+    assert (result["upgrade"]["major"], result["blue_green_deployment"]) == (True, "bgd-1")
+    assert result["outage"]["operation"] == "blue/green switchover"
+    stubber.assert_no_pending_responses()

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -78,9 +79,10 @@ def stack(aws: None) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in outputs}
 
 
-def with_alarm() -> Any:
+def with_alarm(**more: tuple[str, str]) -> Any:
     """The stack's CloudFormation answers (moto's) with DatabaseUnavailableAlarm among its resources, as
-    a deployed stack lists it; the alarm itself is moto's."""
+    a deployed stack lists it (the alarm itself is moto's), and `more` resources: logical id ->
+    (type, physical id)."""
     boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
         AlarmName=ALARM,
         Namespace="CustomerIngest",
@@ -94,15 +96,17 @@ def with_alarm() -> Any:
     )
     real = boto3.client("cloudformation", region_name=REGION)
     resources = real.describe_stack_resources(StackName=STACK)
-    resources["StackResources"].append(
+    listed = {"DatabaseUnavailableAlarm": ("AWS::CloudWatch::Alarm", ALARM)} | more
+    resources["StackResources"].extend(
         {
             "StackName": STACK,
-            "LogicalResourceId": "DatabaseUnavailableAlarm",
-            "PhysicalResourceId": ALARM,
-            "ResourceType": "AWS::CloudWatch::Alarm",
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": physical_id,
+            "ResourceType": resource_type,
             "Timestamp": datetime.now(UTC),
             "ResourceStatus": "CREATE_COMPLETE",
         }
+        for logical_id, (resource_type, physical_id) in listed.items()
     )
     stubbed = boto3.client("cloudformation", region_name=REGION)
     stubber = Stubber(stubbed)
@@ -641,3 +645,56 @@ def test_a_major_upgrade_goes_through_a_blue_green_deployment(stack: dict[str, s
     assert (result["upgrade"]["major"], result["blue_green_deployment"]) == (True, "bgd-1")
     assert result["outage"]["operation"] == "blue/green switchover"
     stubber.assert_no_pending_responses()
+
+
+def test_status_reads_the_rds_event_timeline_from_the_stacks_log_group(stack: dict[str, str]) -> None:
+    """GIVEN the stack's RdsEventsLogGroup holding RDS events as EventBridge delivers them WHEN status runs
+    THEN the last events come from that log group, with their source and message."""
+    logs = boto3.client("logs", region_name=REGION)
+    group = "/customer-ingest-test/rds-events"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="events")
+    detail = {"SourceIdentifier": "ingest-db-1", "Message": "Multi-AZ failover completed"}
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="events",
+        logEvents=[
+            {
+                "timestamp": int(datetime.now(UTC).timestamp() * 1000),
+                "message": json.dumps({"source": "aws.rds", "detail": detail}),
+            }
+        ],
+    )
+    rds = boto3.client("rds", region_name=REGION)
+    stubber = Stubber(rds)
+    cluster_answers(stubber, "available", "ingest-db-1")
+    stubber.activate()
+
+    code, out = run(
+        "--stack", STACK, "--output", "json", "status",
+        session=Session(rds=rds, cloudformation=with_alarm(RdsEventsLogGroup=("AWS::Logs::LogGroup", group))),
+    )  # fmt: skip
+
+    assert code == 0
+    events = json.loads(out)["last_rds_events"]
+    assert [(event["source"], event["message"]) for event in events] == [
+        ("ingest-db-1", "Multi-AZ failover completed")
+    ]
+
+
+class Unreachable:
+    """A client whose endpoint does not resolve, as with a misspelt --region."""
+
+    def describe_stacks(self, **_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://cloudformation.eu-wset-1.amazonaws.com/")
+
+
+def test_a_region_that_does_not_exist_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["--region", "eu-wset-1", "--stack", STACK, "status"],
+        out=io.StringIO(),
+        session=Session(cloudformation=Unreachable()),
+    )
+
+    assert code == 1
+    assert "is --region a real region?" in capsys.readouterr().err

@@ -21,7 +21,9 @@ class DeadLetter:
     request_id: str | None
     customer_id: str | None
     receive_count: int
-    sent_at_ms: int  # when it reached the dead-letter queue; why it failed is in the consumer's log
+    # When it was sent to the dead-letter queue (by the consumer; a move by SQS itself keeps the original
+    # send time). Why it failed is in the consumer's log.
+    sent_at_ms: int
 
 
 def queue_arn(sqs: Any, url: str) -> str:

@@ -21,8 +21,8 @@ class DeadLetter:
     request_id: str | None
     customer_id: str | None
     receive_count: int
-    # When it was sent to the dead-letter queue (by the consumer; a move by SQS itself keeps the original
-    # send time). Why it failed is in the consumer's log.
+    # SentTimestamp: when the consumer, which moves a poison record itself, sent it to the dead-letter
+    # queue. Why it failed is in the consumer's log.
     sent_at_ms: int
 
 

@@ -1,0 +1,427 @@
+"""python -m ops: the operator CLI. Arguments, the AWS clients, output, and the errors operators see."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from ops import alarms, database, dlq
+from ops.progress import Waiter
+from ops.stack import OperatorError, StackTargets, describe_stack
+
+# template.yaml's logical ids of what the CLI looks up among the stack's resources.
+RDS_EVENTS_LOG_GROUP = "RdsEventsLogGroup"
+EVENTS_SHOWN = 10
+DEFAULT_MAX_BACKLOG = 1000
+
+
+class Operator:
+    """One invocation: its options, the AWS clients, the stack (described once), and where output goes."""
+
+    def __init__(
+        self, options: argparse.Namespace, out: TextIO, session: boto3.Session | None = None
+    ) -> None:
+        self.options = options
+        self.out = out
+        self.session = session or boto3.Session(profile_name=options.profile, region_name=options.region)
+        self.waiter = Waiter(interval_s=options.poll_interval)
+
+    def client(self, service: str, endpoint_url: str | None = None) -> Any:
+        return self.session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+    @cached_property
+    def stack(self) -> StackTargets:
+        if not self.options.stack:
+            raise OperatorError("--stack NAME is required for this command")
+        return describe_stack(self.client("cloudformation"), self.options.stack)
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.client("sqs", endpoint_url=self.options.sqs_endpoint)
+
+    @cached_property
+    def rds(self) -> Any:
+        return self.client("rds")
+
+    @cached_property
+    def cloudwatch(self) -> Any:
+        return self.client("cloudwatch")
+
+    @property
+    def queue_url(self) -> str:
+        return str(self.options.queue_url or self.stack.output("QueueUrl"))
+
+    @property
+    def dead_letter_url(self) -> str:
+        return str(self.options.dead_letter_queue_url or self.stack.output("DeadLetterQueueUrl"))
+
+    @property
+    def cluster_id(self) -> str:
+        return self.stack.output("DatabaseClusterId")
+
+    @property
+    def database_unavailable_alarm(self) -> str | None:
+        return self.stack.resource(alarms.DATABASE_UNAVAILABLE_ALARM)
+
+    def alarms_firing(self) -> list[dict[str, str]]:
+        return alarms.firing(self.cloudwatch, self.stack.physical_ids_of_type("AWS::CloudWatch::Alarm"))
+
+    def queue_state(self) -> dict[str, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        queue = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        return {
+            "visible": int(queue["ApproximateNumberOfMessages"]),
+            "in_flight": int(queue["ApproximateNumberOfMessagesNotVisible"]),
+            "dead_lettered": dlq.message_count(self.sqs, self.dead_letter_url),
+        }
+
+    def oldest_age_s(self, queue_url: str) -> float | None:
+        """ApproximateAgeOfOldestMessage of the queue over the last 5 minutes (CloudWatch, 60 s)."""
+        now = datetime.now(UTC)
+        points = self.cloudwatch.get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": queue_url.rstrip("/").rsplit("/", 1)[-1]}],
+            StartTime=now - timedelta(minutes=5),
+            EndTime=now,
+            Period=60,
+            Statistics=["Maximum"],
+        ).get("Datapoints", [])
+        if not points:
+            return None
+        return float(max(points, key=lambda point: point["Timestamp"])["Maximum"])
+
+    def last_events(self, since: datetime) -> list[dict[str, str]]:
+        """The RDS event timeline: the stack's RDS events log group, or RDS's own event list without one."""
+        log_group = self.stack.resource(RDS_EVENTS_LOG_GROUP)
+        if log_group:
+            answer = self.client("logs").filter_log_events(
+                logGroupName=log_group, startTime=int(since.timestamp() * 1000)
+            )
+            events = [
+                {
+                    "time": datetime.fromtimestamp(event["timestamp"] / 1000, UTC).isoformat(),
+                    **_rds_detail(event),
+                }
+                for event in answer.get("events", [])
+            ]
+        else:
+            cluster = database.describe_cluster(self.rds, self.cluster_id)
+            events = database.recent_events(self.rds, self.cluster_id, since, cluster.members)
+        return events[-EVENTS_SHOWN:]
+
+    def confirm(self, question: str) -> None:
+        if self.options.yes:
+            return
+        if not sys.stdin.isatty():
+            raise OperatorError(f"{question}: no terminal to confirm on; pass --yes to proceed")
+        if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+            raise OperatorError("cancelled")
+
+    def emit(self, result: dict[str, Any]) -> None:
+        if self.options.output == "json":
+            json.dump(result, self.out, indent=2, default=str)
+            self.out.write("\n")
+        else:
+            _write_text(result, self.out)
+
+
+def _rds_detail(event: dict[str, Any]) -> dict[str, str]:
+    """The source and message of an RDS event as EventBridge delivered it to the log group."""
+    try:
+        detail = json.loads(event["message"]).get("detail", {})
+    except (ValueError, AttributeError):
+        return {"source": "", "message": str(event.get("message", ""))}
+    return {"source": str(detail.get("SourceIdentifier", "")), "message": str(detail.get("Message", ""))}
+
+
+def _write_text(value: Any, out: TextIO, indent: str = "") -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                out.write(f"{indent}{key}:\n")
+                _write_text(item, out, indent + "  ")
+            else:
+                out.write(f"{indent}{key}: {_scalar(item)}\n")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                out.write(f"{indent}- " + ", ".join(f"{k}={_scalar(v)}" for k, v in item.items()) + "\n")
+            else:
+                out.write(f"{indent}- {_scalar(item)}\n")
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | dict):
+        return "none"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+# ---- the subcommands ------------------------------------------------------------------------------
+
+
+def status(operator: Operator) -> dict[str, Any]:
+    cluster = database.describe_cluster(operator.rds, operator.cluster_id)
+    return {
+        "stack": operator.stack.name,
+        "outputs": operator.stack.outputs,
+        "alarms_in_alarm": operator.alarms_firing(),
+        "queue": operator.queue_state() | {"oldest_age_s": operator.oldest_age_s(operator.queue_url)},
+        "database": {
+            "cluster": cluster.cluster_id,
+            "status": cluster.status,
+            "engine_version": cluster.engine_version,
+            "members": [asdict(member) for member in cluster.members],
+        },
+        "last_rds_events": operator.last_events(datetime.now(UTC) - timedelta(days=1)),
+    }
+
+
+def dlq_peek(operator: Operator) -> dict[str, Any]:
+    letters = dlq.peek(operator.sqs, operator.dead_letter_url, operator.options.limit)
+    return {"dead_letter_queue": operator.dead_letter_url, "messages": [asdict(letter) for letter in letters]}
+
+
+def dlq_redrive(operator: Operator) -> dict[str, Any]:
+    # Explicit queues without --stack (the local stack) have no alarm to consult.
+    alarm = operator.database_unavailable_alarm if operator.options.stack else None
+    if alarm and alarms.is_firing(operator.cloudwatch, alarm):
+        if not operator.options.force:
+            raise OperatorError(
+                f"{alarm} is in ALARM: the database is not taking writes, a redriven record would fail again."
+                " Wait for it to clear, or pass --force"
+            )
+        operator.waiter.say(f"{alarm} is in ALARM; redriving anyway (--force)")
+    result = dlq.redrive(operator.sqs, operator.dead_letter_url, operator.queue_url, operator.waiter)
+    return {"redrive": asdict(result)}
+
+
+def _follow_outage(operator: Operator, operation: str, act: Callable[[], object]) -> dict[str, Any]:
+    """Run `act` on the writer, follow the RDS events until the cluster is available, then report the
+    minutes the consumer found the database unavailable and how long the queue took to drain."""
+    before = database.describe_cluster(operator.rds, operator.cluster_id)
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    act()
+    operator.waiter.say(f"{operation} started on {operator.cluster_id}; following its RDS events")
+    after = database.wait_until_available(
+        operator.rds, operator.cluster_id, operator.waiter, operator.options.timeout
+    )
+    available_s = time.monotonic() - started
+    operator.waiter.until("the queue to drain", lambda: _drained(operator), operator.options.timeout)
+    drained_s = time.monotonic() - started
+    unavailable = None
+    if operator.database_unavailable_alarm:
+        unavailable = alarms.breaching_seconds(
+            operator.cloudwatch, operator.database_unavailable_alarm, started_at, datetime.now(UTC)
+        )
+    outage = database.Outage(
+        operation=operation,
+        old_writer=before.writer.instance_id,
+        new_writer=after.writer.instance_id,
+        total_s=round(available_s, 1),
+        writes_unavailable_s=unavailable,
+        backlog_drained_s=round(drained_s, 1),
+        events=database.recent_events(operator.rds, operator.cluster_id, started_at, after.members),
+    )
+    return {"outage": asdict(outage)}
+
+
+def _drained(operator: Operator) -> bool | None:
+    state = operator.queue_state()
+    return True if state["visible"] + state["in_flight"] == 0 else None
+
+
+def failover(operator: Operator) -> dict[str, Any]:
+    operator.confirm(f"Fail over cluster {operator.cluster_id} (writes pause for about 30 s)?")
+    return _follow_outage(operator, "failover", lambda: database.fail_over(operator.rds, operator.cluster_id))
+
+
+def reboot_writer(operator: Operator) -> dict[str, Any]:
+    operator.confirm(f"Reboot the writer of cluster {operator.cluster_id} (writes pause until it is back)?")
+    return _follow_outage(
+        operator, "reboot-writer", lambda: database.reboot_writer(operator.rds, operator.cluster_id)
+    )
+
+
+def upgrade(operator: Operator) -> dict[str, Any]:
+    firing = operator.alarms_firing()
+    if firing:
+        names = ", ".join(alarm["name"] for alarm in firing)
+        raise OperatorError(f"alarms are firing ({names}): resolve them before an upgrade")
+    backlog = operator.queue_state()
+    if backlog["visible"] > operator.options.max_backlog or backlog["dead_lettered"]:
+        raise OperatorError(
+            f"the queue holds {backlog['visible']} records, the dead-letter queue {backlog['dead_lettered']}:"
+            f" drain them first (limit --max-backlog {operator.options.max_backlog}, dead-letter queue empty)"
+        )
+    cluster = database.describe_cluster(operator.rds, operator.cluster_id)
+    plan = database.plan_upgrade(operator.rds, cluster, operator.options.engine_version)
+    if plan.major:
+        return _blue_green(operator, cluster, plan)
+    operator.confirm(
+        f"Upgrade {cluster.cluster_id} in place, {plan.current_version} to {plan.target_version}?"
+    )
+    report = _follow_outage(
+        operator,
+        "upgrade",
+        lambda: database.upgrade_in_place(operator.rds, cluster.cluster_id, plan.target_version),
+    )
+    return {"upgrade": asdict(plan)} | report
+
+
+def _blue_green(operator: Operator, cluster: database.Cluster, plan: database.UpgradePlan) -> dict[str, Any]:
+    operator.confirm(
+        f"Create a blue/green deployment of {cluster.cluster_id} on {plan.target_version}"
+        " and switch over once the green cluster is ready?"
+    )
+    deployment_id = database.create_blue_green(operator.rds, cluster, plan.target_version)
+    operator.waiter.say(f"blue/green deployment {deployment_id} created; the green cluster is being built")
+
+    def deployment_in(*states: str) -> dict[str, Any] | None:
+        found = operator.rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=deployment_id)
+        deployment: dict[str, Any] = found["BlueGreenDeployments"][0]
+        if deployment["Status"] in ("INVALID_CONFIGURATION", "SWITCHOVER_FAILED", "PROVISIONING_FAILED"):
+            raise OperatorError(
+                f"blue/green deployment {deployment_id}: {deployment.get('StatusDetails', '')}"
+            )
+        return deployment if deployment["Status"] in states else None
+
+    operator.waiter.until("the green cluster", lambda: deployment_in("AVAILABLE"), operator.options.timeout)
+    report = _follow_outage(
+        operator,
+        "blue/green switchover",
+        lambda: operator.rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=deployment_id),
+    )
+    operator.waiter.until(
+        "the switchover", lambda: deployment_in("SWITCHOVER_COMPLETED"), operator.options.timeout
+    )
+    return {"upgrade": asdict(plan), "blue_green_deployment": deployment_id} | report
+
+
+# ---- parsing and errors -----------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m ops",
+        description="Operate a deployed customer-ingest stack (runbooks: docs/operations.md).",
+    )
+    top.add_argument("--stack", help="CloudFormation stack name (e.g. customer-ingest-prod)")
+    top.add_argument("--region", help="AWS region of the stack (default: the profile's or AWS_REGION)")
+    top.add_argument("--profile", help="AWS named profile (default: the usual credential chain)")
+    top.add_argument("--output", choices=("text", "json"), default="text", help="text, or json for scripts")
+    top.add_argument("--poll-interval", type=float, default=5.0, help="seconds between checks on long waits")
+    top.add_argument("--timeout", type=float, default=3600.0, help="seconds before a long wait gives up")
+    local = top.add_argument_group("explicit queues (the local stack, or a queue not from --stack)")
+    local.add_argument(
+        "--sqs-endpoint", help="SQS endpoint URL, e.g. the local stack's http://127.0.0.1:9324"
+    )
+    local.add_argument("--queue-url", help="the source queue's URL (instead of the QueueUrl output)")
+    local.add_argument("--dead-letter-queue-url", help="the dead-letter queue's URL (not DeadLetterQueueUrl)")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "status",
+        help="outputs, alarms in ALARM, queue and dead letters, writer and reader, RDS events",
+    ).set_defaults(run=status)
+
+    dead_letters = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="dlq_command", required=True, metavar="ACTION"
+    )
+    peek = dead_letters.add_parser(
+        "peek", help="show dead-lettered records; each one shown costs one receive, and stays in the queue"
+    )
+    peek.add_argument("--limit", type=int, default=10, help="most messages to show (default 10)")
+    peek.set_defaults(run=dlq_peek)
+    redrive = dead_letters.add_parser(
+        "redrive",
+        help="move dead-lettered records back to the queue (not while DatabaseUnavailable fires)",
+    )
+    redrive.add_argument("--force", action="store_true", help="even while DatabaseUnavailable is in ALARM")
+    redrive.set_defaults(run=dlq_redrive)
+
+    for name, run, what in (
+        ("failover", failover, "fail the Aurora cluster over to its reader"),
+        ("reboot-writer", reboot_writer, "reboot the Aurora writer instance"),
+    ):
+        command = commands.add_parser(name, help=f"{what}, follow its RDS events, report the outage")
+        command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        command.set_defaults(run=run)
+
+    upgrade_command = commands.add_parser(
+        "upgrade", help="engine upgrade: in place (minor) or blue/green (major), guarded and followed"
+    )
+    upgrade_command.add_argument("--engine-version", required=True, help="target Aurora MySQL engine version")
+    upgrade_command.add_argument(
+        "--max-backlog", type=int, default=DEFAULT_MAX_BACKLOG, help="refuse above this many queued records"
+    )
+    upgrade_command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    upgrade_command.set_defaults(run=upgrade)
+    top.set_defaults(yes=False)
+    return top
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, session: boto3.Session | None = None
+) -> int:
+    options = parser().parse_args(argv)
+    try:
+        operator = Operator(options, out or sys.stdout, session)
+        operator.emit(options.run(operator))
+    except OperatorError as error:
+        return _fail(str(error))
+    except (NoCredentialsError, PartialCredentialsError):
+        return _fail("no AWS credentials: set AWS_PROFILE (or --profile), or run `aws sso login`")
+    except NoRegionError:
+        return _fail("no AWS region: pass --region or set AWS_REGION")
+    except EndpointConnectionError as error:
+        return _fail(f"cannot reach {error.kwargs.get('endpoint_url', 'AWS')}: is --region a real region?")
+    except ClientError as error:
+        return _fail(_explain(error, options))
+    return 0
+
+
+def _explain(error: ClientError, options: argparse.Namespace) -> str:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", str(error))
+    if code == "ValidationError" and "does not exist" in message:
+        region = options.region or "of your profile"
+        return f"stack {options.stack} not found in region {region}: check --stack and --region"
+    if code in (
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+    ):
+        return f"AWS credentials rejected ({code}): refresh them (e.g. `aws sso login`)"
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return f"access denied: {message}"
+    return f"{code}: {message}"
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1

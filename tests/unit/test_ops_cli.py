@@ -377,6 +377,22 @@ def cluster_answers(
         )
 
 
+def upgrade_targets_answer(stubber: Stubber, target: str, major: bool = False) -> None:
+    """DescribeDBEngineVersions of the cluster's version (3.08.0), listing `target` as its only upgrade."""
+    stubber.add_response(
+        "describe_db_engine_versions",
+        {
+            "DBEngineVersions": [
+                {
+                    "EngineVersion": "8.0.mysql_aurora.3.08.0",
+                    "ValidUpgradeTarget": [{"EngineVersion": target, "IsMajorVersionUpgrade": major}],
+                }
+            ]
+        },
+        {"Engine": "aurora-mysql", "EngineVersion": "8.0.mysql_aurora.3.08.0"},
+    )
+
+
 def event_answers(stubber: Stubber, *messages: str) -> None:
     """DescribeEvents for the cluster (with `messages`) and its two instances (none)."""
     events = [
@@ -496,12 +512,7 @@ def test_upgrade_to_a_version_that_is_no_target_is_refused(
     rds = boto3.client("rds", region_name=REGION)
     stubber = Stubber(rds)
     cluster_answers(stubber, "available", "ingest-db-1")
-    targets = [{"EngineVersion": "8.0.mysql_aurora.3.09.0", "IsMajorVersionUpgrade": False}]
-    stubber.add_response(
-        "describe_db_engine_versions",
-        {"DBEngineVersions": [{"EngineVersion": "8.0.mysql_aurora.3.08.0", "ValidUpgradeTarget": targets}]},
-        {"Engine": "aurora-mysql", "EngineVersion": "8.0.mysql_aurora.3.08.0"},
-    )
+    upgrade_targets_answer(stubber, "8.0.mysql_aurora.3.09.0")
     stubber.activate()
 
     code, _ = run(
@@ -520,11 +531,7 @@ def test_a_minor_upgrade_is_applied_in_place_and_followed(stack: dict[str, str])
     rds = boto3.client("rds", region_name=REGION)
     stubber = Stubber(rds)
     cluster_answers(stubber, "available", "ingest-db-1")
-    targets = [{"EngineVersion": "8.0.mysql_aurora.3.09.0", "IsMajorVersionUpgrade": False}]
-    stubber.add_response(
-        "describe_db_engine_versions",
-        {"DBEngineVersions": [{"EngineVersion": "8.0.mysql_aurora.3.08.0", "ValidUpgradeTarget": targets}]},
-    )
+    upgrade_targets_answer(stubber, "8.0.mysql_aurora.3.09.0")
     cluster_answers(stubber, "available", "ingest-db-1")  # before
     stubber.add_response(
         "modify_db_cluster",
@@ -592,17 +599,7 @@ def test_a_major_upgrade_goes_through_a_blue_green_deployment(stack: dict[str, s
     stubber = Stubber(rds)
     target = "9.0.mysql_aurora.4.00.0"
     cluster_answers(stubber, "available", "ingest-db-1")
-    stubber.add_response(
-        "describe_db_engine_versions",
-        {
-            "DBEngineVersions": [
-                {
-                    "EngineVersion": "8.0.mysql_aurora.3.08.0",
-                    "ValidUpgradeTarget": [{"EngineVersion": target, "IsMajorVersionUpgrade": True}],
-                }
-            ]
-        },
-    )
+    upgrade_targets_answer(stubber, target, major=True)
     stubber.add_response(
         "create_blue_green_deployment",
         {"BlueGreenDeployment": {"BlueGreenDeploymentIdentifier": "bgd-1"}},

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# API Gateway ends an integration after this long and answers 504: every API function must answer
-# sooner (the producer's SQS client, the local stack's gateway and the drill's baselines use it).
+# API Gateway ends an integration after this long and answers 504: every API function's timeout is
+# shorter (tests compare them); the local stack's gateway and the drill's baselines apply it.
 API_GATEWAY_TIMEOUT_S = 29
 # What a 503 tells the client to wait before retrying (the producer's and the reader's).
 RETRY_AFTER_SECONDS = 2

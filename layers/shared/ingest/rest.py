@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
-from ingest.api import InvalidInput, NotFound, RequestError, Unavailable
+from ingest.api import Conflict, InvalidInput, NotFound, RequestError, Unavailable
 from ingest.models import MAX_ATTRIBUTES_DEPTH, MAX_BODY_BYTES, MAX_DOCUMENT_DEPTH, MAX_SAFE_INTEGER
 
 
@@ -38,6 +38,7 @@ ERROR_STATUS: tuple[tuple[type[RequestError], HTTPStatus], ...] = (
     (BodyTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (InvalidInput, HTTPStatus.BAD_REQUEST),
     (NotFound, HTTPStatus.NOT_FOUND),
+    (Conflict, HTTPStatus.CONFLICT),
     (Unavailable, HTTPStatus.SERVICE_UNAVAILABLE),
 )
 

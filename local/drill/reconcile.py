@@ -23,7 +23,7 @@ SELECT COUNT(*) FROM (
            (SELECT newest.request_id FROM customer_records newest
              WHERE newest.customer_id = r.customer_id
              ORDER BY newest.accepted_at DESC, newest.request_id DESC LIMIT 1) AS newest_request_id
-      FROM customer_records r GROUP BY r.customer_id
+      FROM customer_records r WHERE r.customer_id LIKE %s GROUP BY r.customer_id
 ) expected
 LEFT JOIN customers c ON c.customer_id = expected.customer_id
 WHERE c.request_id IS NULL OR c.request_id <> expected.newest_request_id
@@ -47,9 +47,10 @@ def database_rows(stack: Stack) -> list[Row]:
         return [Row(rid, key, float(accepted), float(committed)) for rid, key, accepted, committed in cursor]
 
 
-def stale_profiles(stack: Stack) -> int:
+def stale_profiles(stack: Stack, customer_prefix: str = "") -> int:
+    """Customers (those whose id starts with `customer_prefix`) whose profile is not their newest record."""
     with stack.writer.connect(database=DATABASE) as connection, connection.cursor() as cursor:
-        cursor.execute(STALE_PROFILES_SQL)
+        cursor.execute(STALE_PROFILES_SQL, (like_prefix(customer_prefix),))
         return int(cursor.fetchone()[0])
 
 
@@ -70,6 +71,11 @@ def dead_lettered_keys(stack: Stack) -> list[str]:
             payload = json.loads(message["Body"]).get("payload", {})
             keys.append(payload.get("attributes", {}).get("drill_key"))
     return keys
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern for the values that start with `prefix` (its wildcards escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def is_rejected_as_invalid(request: Request) -> bool:

@@ -160,6 +160,7 @@ function startTraffic() {
     $("run-id").textContent = `run ${run.id}`;
     $("download").disabled = false;
     run.rolesBefore = null; // taken from the next status
+    document.querySelectorAll("#timeline li").forEach(showRelativeTime);
   }
   observe("page", `Traffic started: ${rate}/s over ${customers} customers`);
   traffic.lastTick = performance.now();
@@ -260,17 +261,22 @@ async function send(request) {
 
 function observe(source, message, at = new Date()) {
   run.timeline.push({ at: at.toISOString(), source, message });
-  const origin = run.startedAt || pageLoadedAt;
   const li = document.createElement("li");
-  const rel = (at.getTime() - origin) / 1000;
+  li.dataset.at = String(at.getTime());
   li.innerHTML = `<span class="rel"></span><span class="abs"></span><span class="src"></span><span class="msg"></span>`;
-  li.querySelector(".rel").textContent = `T${rel < 0 ? "−" : "+"}${Math.abs(rel).toFixed(1)} s`;
+  showRelativeTime(li);
   li.querySelector(".abs").textContent = at.toLocaleTimeString("en-GB", { hour12: false });
   li.querySelector(".src").textContent = source;
   li.querySelector(".src").classList.add(source);
   li.querySelector(".msg").textContent = message;
   const list = $("timeline");
   list.insertBefore(li, list.firstChild);
+}
+
+// T+ from the run's start (from the page's opening until a run starts).
+function showRelativeTime(li) {
+  const rel = (Number(li.dataset.at) - (run.startedAt || pageLoadedAt)) / 1000;
+  li.querySelector(".rel").textContent = `T${rel < 0 ? "−" : "+"}${Math.abs(rel).toFixed(1)} s`;
 }
 
 // ---- the backend's status: roles, queue, counts, events -----------------------------------------
@@ -365,16 +371,8 @@ function showQueue(queue, askedAt) {
   $("queue-visible").textContent = fmt(queue.visible);
   $("queue-in-flight").textContent = fmt(queue.in_flight);
   $("queue-dlq").textContent = fmt(queue.dead_letter);
-  if (queue.oldest_age_s !== null) {
-    $("queue-oldest").textContent = `${queue.oldest_age_s.toFixed(0)} s`;
-    $("queue-oldest-label").textContent = "oldest message";
-  } else {
-    // Where the backend cannot tell (locally): the oldest of this page's 2xx not yet committed.
-    const waiting = run.requests.filter((r) => r.acknowledgedAt && !r.committed && !r.deadLettered);
-    const oldest = waiting.length ? Math.min(...waiting.slice(0, 5000).map((r) => r.acknowledgedAt)) : null;
-    $("queue-oldest").textContent = oldest === null ? "0 s" : `${((Date.now() - oldest) / 1000).toFixed(1)} s`;
-    $("queue-oldest-label").textContent = "oldest acknowledged, not yet committed";
-  }
+  seen.oldestAgeS = queue.oldest_age_s;
+  showOldest();
   if (!up) return;
   const depth = queue.visible + queue.in_flight;
   const threshold = Math.max(50, run.rate * 3);
@@ -386,6 +384,21 @@ function showQueue(queue, askedAt) {
     observe("queue", `Backlog drained: ${fmt(depth)} messages queued`);
   }
   if (depth === 0) seen.queueEmptyAt = askedAt;
+}
+
+function showOldest() {
+  if (seen.oldestAgeS !== null && seen.oldestAgeS !== undefined) {
+    $("queue-oldest").textContent = `${seen.oldestAgeS.toFixed(0)} s`;
+    $("queue-oldest-label").textContent = "oldest message";
+    return;
+  }
+  // Where the backend cannot tell (locally): the oldest of this page's 2xx not yet seen committed.
+  let oldest = null;
+  for (const r of run.requests) {
+    if (r.acknowledgedAt && !r.committed && !r.deadLettered && (oldest === null || r.acknowledgedAt < oldest)) oldest = r.acknowledgedAt;
+  }
+  $("queue-oldest").textContent = oldest === null ? "0 s" : `${((Date.now() - oldest) / 1000).toFixed(1)} s`;
+  $("queue-oldest-label").textContent = "oldest acknowledged, not yet committed";
 }
 
 function showFault(fault) {
@@ -488,6 +501,7 @@ async function reconcile(maxIds) {
   }
   run.reconciled = answer.run;
   showReconciliation();
+  showOldest();
 }
 
 function isLost(request) {
@@ -692,6 +706,7 @@ async function main() {
   $("stop-traffic").addEventListener("click", stopTraffic);
   $("download").addEventListener("click", download);
   observe("page", `Console opened on the ${config.backend} stack`);
+  document.body.dataset.ready = "true"; // the controls work from here on
   let busy = false;
   const poll = async () => {
     if (busy) return; // a slow answer (a database that is down) must not pile up calls

@@ -245,8 +245,9 @@ class LocalConsole(ConsoleBackend):
         if not self._poison_trigger_installed:
             scenarios.install_poison_trigger(self.stack)
             self._poison_trigger_installed = True
+        batch = uuid.uuid4().hex[:8]  # each poison fault's records are new customers
         for number in range(int(seconds)):
-            customer_id = f"{scenarios.POISON_PREFIX}{uuid.uuid4().hex[:8]}-{number:03d}"
+            customer_id = f"{scenarios.POISON_PREFIX}{batch}-{number:03d}"
             status = self._post_customer(customer_id)
             self._event("console", f"poison record {customer_id} sent: {status}")
             if self._stopping.wait(1):

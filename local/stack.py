@@ -317,11 +317,14 @@ class Stack:
         from ingest.console_api import console_app
         from local.console import LocalConsole
 
-        self.console = LocalConsole(self)
-        app = console_app(self.console, CONSOLE_STATIC_DIR)
+        console = self.console = LocalConsole(self)
 
         def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-            return app.resolve(event, context)  # type: ignore[arg-type]  # the local context has its attributes
+            # A resolver per request: it keeps the current event on itself, and the shim serves
+            # requests in parallel threads (Lambda gives each environment one request at a time).
+            app = console_app(console, CONSOLE_STATIC_DIR)
+            # The local context carries the attributes Powertools reads; it is not Powertools' class.
+            return app.resolve(event, context)  # type: ignore[arg-type]
 
         name = "ConsoleFunction"
         return [

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ingest.console import run_prefix
 from local.drill.reconcile import like_prefix
 from local.servers import MariaDB
+from local.servers.process import is_port_free
 from local.stack import DATABASE, Stack
 from local.template import REPO_ROOT
 from tests.e2e.conftest import options_on_free_ports
@@ -204,3 +205,32 @@ def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stac
     assert roles[writer] == "writer"
     assert stack.writer.name == writer
     assert stack.writer.is_running()
+
+
+def test_stopping_the_stack_during_a_fault_leaves_no_process_behind() -> None:
+    """GIVEN a local stack whose console is running a failover
+    WHEN the stack is stopped mid-fault
+    THEN the fault ends first (it would otherwise start a server again), and no server of the stack
+    is left running or listening."""
+    options = options_on_free_ports()
+    stack = Stack(options)
+    stack.start()
+    try:
+        status, _ = call(f"{stack.console_url}api/faults", "POST", {"name": "failover", "seconds": 2})
+        assert status == 202
+    finally:
+        stack.stop()
+    assert stack.console is not None
+    fault = stack.console.status(None, None).fault
+    assert fault is not None
+    assert fault.ended_at is not None
+    servers = [stack.writer, stack.replica, stack.proxy, stack.sqs]
+    assert [server for server in servers if server is not None and server.is_running()] == []
+    ports = (
+        options.api_port,
+        options.proxy_port,
+        options.writer_port,
+        options.replica_port,
+        options.sqs_port,
+    )
+    assert [port for port in ports if not is_port_free(port)] == []

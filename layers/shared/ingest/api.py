@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
 # API Gateway ends an integration after this long and answers 504: every API function's timeout is
 # shorter (tests compare them); the local stack's gateway and the drill's baselines apply it.
 API_GATEWAY_TIMEOUT_S = 29
@@ -40,3 +44,15 @@ class Unavailable(RequestError):
     def __init__(self, code: str, message: str, retry_after_s: int = RETRY_AFTER_SECONDS) -> None:
         super().__init__(code, message)
         self.retry_after_s = retry_after_s
+
+
+def validated[M: BaseModel](model: type[M], document: Any) -> M:
+    """`document` (a request's JSON) as `model`; InvalidInput names the first wrong field."""
+    if not isinstance(document, dict):
+        raise InvalidInput("validation_failed", "body must be a JSON object", field="body")
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidInput("validation_failed", f"{field}: {first['msg']}", field=field) from None

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
-from ingest.api import InvalidInput, Unavailable
+from ingest.api import InvalidInput, Unavailable, validated
 from ingest.models import REQUEST_ID_PATTERN, Accepted, CustomerIn, QueueMessage
 
 # Request ids made from an Idempotency-Key live in their own UUID namespace.
@@ -57,14 +56,7 @@ def request_id_for(idempotency_key: str | None, caller: str, customer: CustomerI
 
 def parse_customer(document: Any) -> CustomerIn:
     """The customer a request's JSON document describes; InvalidInput names the first wrong field."""
-    if not isinstance(document, dict):
-        raise InvalidInput("validation_failed", "body must be a JSON object", field="body")
-    try:
-        return CustomerIn.model_validate(document)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidInput("validation_failed", f"{field}: {first['msg']}", field=field) from None
+    return validated(CustomerIn, document)
 
 
 class Producer:

@@ -1,6 +1,6 @@
 # Every target bootstraps what it needs: a python3.13 virtual environment with the pinned
 # development requirements (the layer's package installed editable), and (for the local stack) the
-# mariadb and haproxy packages.
+# mariadb and haproxy packages (and chromium for the console's browser test).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -63,7 +63,7 @@ lock-check: venv ## uv.lock matches the pyproject files, and the requirements fi
 	diff -u $(LAYER)/requirements.txt $$tmp/layer.txt && diff -u requirements-dev.txt $$tmp/dev.txt \
 	|| { echo "requirements files differ from uv.lock: run make lock" >&2; exit 1; }
 
-packages: ## install mariadb-server-core and haproxy when missing (needs root or sudo)
+packages: ## install mariadb-server-core, haproxy and chromium when missing (needs root or sudo)
 	@sh local/ensure-packages.sh
 
 lint: venv lock-check $(CHECKOV_ENV)/.installed ## lock files in sync, cfn-lint (+ serverless rules), checkov, sam validate --lint, ruff, mypy

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Makes sure the servers the local stack runs are installed: mariadbd (+ mariadb-install-db) and haproxy.
+# Makes sure the servers the local stack runs are installed: mariadbd (+ mariadb-install-db) and haproxy,
+# and the browser the console's browser test drives (Debian's chromium: no browser download at test time).
 # Installs the missing Debian/Ubuntu packages with apt-get when that is permitted: running as root or
 # with password-less sudo, and LOCAL_STACK_NO_INSTALL is not set. Otherwise prints the fix and fails.
 # mariadb-server-core carries only the binaries: no system service is started on port 3306.
@@ -9,6 +10,7 @@ missing=""
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ]; }
 have mariadbd && have mariadb-install-db || missing="$missing mariadb-server-core"
 have haproxy || missing="$missing haproxy"
+have chromium || missing="$missing chromium"
 
 [ -z "$missing" ] && exit 0
 

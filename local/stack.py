@@ -17,12 +17,13 @@ import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.schema import apply_schema, ensure_app_user
 from local.api_gateway import ApiGateway, Route
 from local.event_source_mapping import EventSourceMapping
-from local.lambda_runtime import FunctionPool, Handler
+from local.lambda_runtime import FunctionPool, Handler, LambdaContext
 from local.servers import MariaDB, SqsEmulator, database_env, ensure_port_free
 from local.servers.haproxy import INSTALL_HINT as HAPROXY_HINT
 from local.servers.haproxy import HAProxy
@@ -38,7 +39,10 @@ from local.servers.replication import (
 from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.stack_queues import Queues, create_queues, external_endpoint
 from local.supervisor import Supervisor
-from local.template import LOCAL_REGION, TEMPLATE_PATH, Template, shared_values
+from local.template import LOCAL_REGION, REPO_ROOT, TEMPLATE_PATH, Template, shared_values
+
+if TYPE_CHECKING:
+    from local.console import LocalConsole
 
 log = logging.getLogger("local.stack")
 
@@ -46,6 +50,8 @@ DATABASE = shared_values().database_name
 APP_USER = "ingest_app"
 # The names the supervisor logs and the drill pauses (the MariaDB instances go by their own names).
 PROXY_SERVICE = "HAProxy"
+# The demo console's page and scripts: the console function's files, served by the API shim too.
+CONSOLE_STATIC_DIR = REPO_ROOT / "functions" / "console" / "static"
 QUEUE_SERVICE = "the SQS emulator"
 
 
@@ -89,6 +95,7 @@ class Stack:
         self._queues: Queues | None = None
         self._consumers: EventSourceMapping | None = None
         self._api: ApiGateway | None = None
+        self.console: LocalConsole | None = None
         self.api_functions: list[FunctionPool] = []
         self.supervisor = self._supervisor()
 
@@ -123,6 +130,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
+            ("console", self._stop_console),  # its running fault ends before the servers stop
             ("supervisor", self.supervisor.stop),  # first, so it restarts nothing that stops now
             ("API", self._stop_api),
             ("API functions", self._stop_api_functions),
@@ -138,6 +146,10 @@ class Stack:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             log.info("removed %s", self.workdir)
+
+    def _stop_console(self) -> None:
+        if self.console is not None:
+            self.console.close()
 
     def _stop_api(self) -> None:
         if self._api is not None:
@@ -285,13 +297,44 @@ class Stack:
             Route("GET", "/customers/{customer_id}", reader.function_name, reader),
             Route("GET", "/records/{request_id}", reader.function_name, reader),
         ]
-        self._api = ApiGateway(self.options.api_port, routes)
+        self._api = ApiGateway(self.options.api_port, [*routes, *self._console_routes()])
         self._api.start()
         log.info(
-            "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
+            "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}; "
+            "the demo console at %s",
             self.api.url,
+            self.console_url,
         )
         log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.api.url}/console/"
+
+    def _console_routes(self) -> list[Route]:
+        """The demo console on the API shim, handled in this process: its faults act on this Stack."""
+        # Imported here: the console builds on the Stack (and the drill's scenarios, which do too).
+        from ingest.console_api import console_app
+        from local.console import LocalConsole
+
+        self.console = LocalConsole(self)
+        app = console_app(self.console, CONSOLE_STATIC_DIR)
+
+        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+            return app.resolve(event, context)  # type: ignore[arg-type]  # the local context has its attributes
+
+        name = "ConsoleFunction"
+        return [
+            Route(method, path, name, handler)
+            for method, path in (
+                ("GET", "/console/"),
+                ("GET", "/console/static/{name}"),
+                ("GET", "/console/api/config"),
+                ("GET", "/console/api/status"),
+                ("POST", "/console/api/faults"),
+                ("POST", "/console/api/reconcile"),
+            )
+        ]
 
     def _supervisor(self) -> Supervisor:
         """What the stack supervises once started: the stand-ins for managed services."""
@@ -356,6 +399,16 @@ class Stack:
             self.proxy.route_to((new.name, new.port), (old.name, old.port))
             demote(old, new)
 
+    def stop_writer(self) -> None:
+        """A clean shutdown of the writer, as a reboot begins; it stays down until `start_writer`."""
+        self.supervisor.pause(self._service_name(self.writer))
+        self.writer.stop()
+
+    def start_writer(self) -> None:
+        """The writer back in its role; its replica reconnects by itself (MASTER_CONNECT_RETRY = 1)."""
+        self.writer.start()
+        self.supervisor.resume(self._service_name(self.writer))
+
     def kill_queue(self) -> None:
         """SIGKILL of the SQS emulator; it stays down until `restart_queue`."""
         sqs = _started(self.sqs, "the SQS emulator")
@@ -408,6 +461,7 @@ def main() -> None:
     api = stack.api.url
     print(
         f"\nlocal stack is up (Ctrl-C stops it and removes {stack.workdir})\n"
+        f"  console    {stack.console_url}   (open it in a browser)\n"
         f"  API        {api}\n"
         f"  SQS        {stack.queues.endpoint}  queue {stack.queues.queue_url}\n"
         f"  database   mysql -h127.0.0.1 -P{stack.proxy.port} -u{APP_USER} -p{stack.app_password} {DATABASE}"

@@ -47,8 +47,8 @@ class Monitor:
         while not self._stopping.is_set():
             started = time.time()
             depth = self._queue_depth()
-            database_writable = self._database_writable()
-            available = database_writable and (depth is not None or not self.uses_queue)
+            writable = database_writable(self.stack)
+            available = writable and (depth is not None or not self.uses_queue)
             self.samples.append(Sample(started, depth, self._committed(), available))
             self._stopping.wait(max(SAMPLE_INTERVAL_S - (time.time() - started), 0))
 
@@ -58,30 +58,6 @@ class Monitor:
             return visible + in_flight
         except Exception:
             return None
-
-    def _database_writable(self) -> bool:
-        proxy = self.stack.proxy
-        try:
-            connection = pymysql.connect(
-                host=proxy.host,
-                port=proxy.port,
-                user=APP_USER,
-                password=self.stack.app_password,
-                database=DATABASE,
-                connect_timeout=1,
-                read_timeout=1,
-            )
-        except pymysql.MySQLError:
-            return False
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT @@global.read_only")
-                row = cursor.fetchone()
-                return row is not None and row[0] == 0
-        except pymysql.MySQLError:
-            return False
-        finally:
-            connection.close()
 
     def _committed(self) -> int | None:
         try:
@@ -103,3 +79,29 @@ class Monitor:
 
     def max_queue_depth(self) -> int:
         return max((sample.queue_depth or 0 for sample in self.samples), default=0)
+
+
+def database_writable(stack: Stack) -> bool:
+    """Whether the consumer's path works: HAProxy reached with the consumer's credentials, the database
+    behind it writable."""
+    try:
+        connection = pymysql.connect(
+            host=stack.proxy.host,
+            port=stack.proxy.port,
+            user=APP_USER,
+            password=stack.app_password,
+            database=DATABASE,
+            connect_timeout=1,
+            read_timeout=1,
+        )
+    except pymysql.MySQLError:
+        return False
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@global.read_only")
+            row = cursor.fetchone()
+            return row is not None and row[0] == 0
+    except pymysql.MySQLError:
+        return False
+    finally:
+        connection.close()

@@ -36,9 +36,10 @@ def database_rows(stack: Stack) -> list[Row]:
         return [Row(rid, key, float(accepted), float(committed)) for rid, key, accepted, committed in cursor]
 
 
-def stale_profiles(stack: Stack) -> int:
+def stale_profiles(stack: Stack, customer_prefix: str = "") -> int:
+    """Customers (those whose id starts with `customer_prefix`) whose profile is not their newest record."""
     with stack.writer.connect(database=DATABASE) as connection:
-        return repository.stale_profiles(connection)
+        return repository.stale_profiles(connection, customer_prefix)
 
 
 def dead_lettered_keys(stack: Stack) -> list[str]:
@@ -58,6 +59,11 @@ def dead_lettered_keys(stack: Stack) -> list[str]:
             payload = json.loads(message["Body"]).get("payload", {})
             keys.append(payload.get("attributes", {}).get("drill_key"))
     return keys
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern for the values that start with `prefix` (its wildcards escaped)."""
+    return repository.starting_with(prefix)
 
 
 def is_rejected_as_invalid(request: Request) -> bool:

@@ -145,7 +145,7 @@ WHERE c.request_id IS NULL OR c.request_id <> expected.newest_request_id
 """
 
 
-def _starting_with(prefix: str) -> str:
+def starting_with(prefix: str) -> str:
     """A LIKE pattern for ids starting with `prefix`, its wildcard characters taken literally."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -169,7 +169,7 @@ def count_records(connection: pymysql.Connection, customer_prefix: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s",
-            (_starting_with(customer_prefix),),
+            (starting_with(customer_prefix),),
         )
         row = cursor.fetchone()
     return int(row[0]) if row else 0
@@ -177,7 +177,7 @@ def count_records(connection: pymysql.Connection, customer_prefix: str) -> int:
 
 def stale_profiles(connection: pymysql.Connection, customer_prefix: str = "") -> int:
     with connection.cursor() as cursor:
-        cursor.execute(_STALE_PROFILES, (_starting_with(customer_prefix),))
+        cursor.execute(_STALE_PROFILES, (starting_with(customer_prefix),))
         row = cursor.fetchone()
     return int(row[0]) if row else 0
 
@@ -194,7 +194,7 @@ def run_summary(connection: pymysql.Connection, customer_prefix: str, key_path: 
     """The ledger's side of a run whose customer ids start with `customer_prefix`: its rows, the distinct
     client keys among them (the JSON path `key_path` of the payload: a second row for one key is a
     duplicate), stale profiles, and the commit lag (committed_at - accepted_at)."""
-    pattern = _starting_with(customer_prefix)
+    pattern = starting_with(customer_prefix)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT TIMESTAMPDIFF(MICROSECOND, accepted_at, committed_at), JSON_VALUE(payload, %s) "

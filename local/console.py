@@ -1,0 +1,391 @@
+"""The demo console's local backend: the Stack's faults, its two MariaDB instances and the SQS emulator.
+
+The local stack serves the console (ingest.console_api) on its API shim under /console/; this module
+answers for the stack: it starts the faults as the drill stages them (one at a time, in a thread of
+its own), tells them on the timeline as RDS would, and counts and reconciles a console run's rows.
+
+RDS's events are emulated with RDS's own wording (Amazon RDS User Guide, "Amazon RDS event categories
+and event messages"): "Started cross AZ failover to DB instance", "Completed failover to DB instance",
+"DB instance shutdown", "DB instance restarted".
+
+The database side reads with the servers' root user: the local stack has no read-only user (on AWS the
+console reads through one).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pymysql
+
+from ingest.api import InvalidInput
+from ingest.console import (
+    ConsoleBackend,
+    ConsoleEvent,
+    Fault,
+    FaultInProgress,
+    FaultRun,
+    Instance,
+    QueueState,
+    ReconcileRequest,
+    Reconciliation,
+    RunSummary,
+    Status,
+    run_prefix,
+)
+from local.drill import scenarios
+from local.drill.monitor import database_writable
+from local.drill.reconcile import like_prefix, percentile, stale_profiles
+from local.servers import MariaDB, sqs_client
+from local.stack import DATABASE, Stack
+from local.stack_queues import queue_depth
+
+log = logging.getLogger("local.console")
+
+# A made-up Availability Zone per instance, so the page shows where each one is as it does on AWS.
+AVAILABILITY_ZONES = {"db-a": "local-a", "db-b": "local-b"}
+# Request ids per IN (...) list: well inside MariaDB's limits, few round trips for 5,000 ids.
+IDS_PER_QUERY = 1_000
+# How long a peek at the dead-letter queue is reused: every peek hides its messages for a moment.
+DEAD_LETTER_PEEK_EVERY_S = 3.0
+DEAD_LETTER_PEEK_VISIBILITY_S = 2
+# The drill's scenarios other than poison send no traffic of their own: they get none.
+NO_TRAFFIC: Any = None
+EventSource = Literal["console", "database", "queue", "rds"]
+
+
+class LocalConsole(ConsoleBackend):
+    name: Literal["local", "aws"] = "local"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self._sqs = sqs_client(stack.queues.endpoint, timeout=1)
+        self._lock = threading.Lock()
+        self._events: list[ConsoleEvent] = []
+        self._fault: FaultRun | None = None
+        self._fault_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._poison_trigger_installed = False
+        self._dead_letter_peek: tuple[float, set[str]] = (0.0, set())
+        self._steps: dict[str, Callable[[float], None]] = {
+            "failover": self._failover,
+            "restart": self._restart,
+            "upgrade": self._upgrade,
+            "consumer-crash": self._consumer_crash,
+            "queue-outage": self._queue_outage,
+            "poison": self._poison,
+        }
+
+    # ---- ConsoleBackend -----------------------------------------------------------------------------
+
+    def faults(self) -> list[Fault]:
+        queues = self.stack.queues
+        to_dead_letter_s = queues.max_receive_count * self._visibility_timeout_s()
+        faults = [
+            Fault(
+                name="failover",
+                label="Failover",
+                description="The writer instance fails (SIGKILL); the reader is promoted after the "
+                "chosen seconds and the old writer comes back as its reader.",
+                seconds=(1, 5, 30),
+            ),
+            Fault(
+                name="restart",
+                label="Restart writer",
+                description="The writer reboots, as during a patch: down for the chosen seconds, then "
+                "back in the same role.",
+                seconds=(1, 5, 30),
+            ),
+            Fault(
+                name="upgrade",
+                label="Upgrade",
+                description="Both instances down for the chosen seconds, as during an engine upgrade.",
+                seconds=(2, 10, 60),
+            ),
+            Fault(
+                name="consumer-crash",
+                label="Consumer crash",
+                description="A consumer is killed between its commit and its delete every "
+                f"{scenarios.CRASH_EVERY_S:.0f} s, for the chosen seconds.",
+                seconds=(2, 10, 60),
+            ),
+            Fault(
+                name="poison",
+                label="Poison records",
+                description="One record per second that the database refuses, for the chosen seconds; "
+                f"each lands in the dead-letter queue after {queues.max_receive_count} receives "
+                f"(about {to_dead_letter_s / 60:.0f} min with this stack's visibility timeout).",
+                seconds=(1, 5, 30),
+            ),
+        ]
+        if self.stack.sqs is not None:  # an external SQS endpoint cannot be killed from here
+            faults.insert(
+                4,
+                Fault(
+                    name="queue-outage",
+                    label="Queue outage",
+                    description="The SQS emulator is killed for the chosen seconds, then restarts on "
+                    "its data.",
+                    seconds=(2, 10, 60),
+                ),
+            )
+        return faults
+
+    def status(self, run_id: str | None, since: datetime | None) -> Status:
+        with self._lock:
+            events = [event for event in self._events if since is None or event.at > since]
+            fault = self._fault
+        return Status(
+            backend="local",
+            at=datetime.now(UTC),
+            database_writable=database_writable(self.stack),
+            instances=[self._instance(server, run_id) for server in self._instances()],
+            queue=self._queue_state(),
+            fault=fault,
+            events=events,
+        )
+
+    def start_fault(self, name: str, seconds: float | None) -> FaultRun:
+        step = self._steps.get(name)
+        if step is None or name not in {fault.name for fault in self.faults()}:
+            raise InvalidInput("unknown_fault", f"name: no fault {name!r} on this stack", field="name")
+        with self._lock:
+            if self._stopping.is_set():
+                raise FaultInProgress("stack_stopping", "the local stack is stopping")
+            if self._fault is not None and self._fault.ended_at is None:
+                raise FaultInProgress(
+                    "fault_in_progress", f"{self._fault.name} is running; start another once it has ended"
+                )
+            run = FaultRun(name=name, seconds=seconds, started_at=datetime.now(UTC))
+            self._fault = run
+            self._fault_thread = threading.Thread(
+                target=self._run_fault, args=(run, step), name=f"console-{name}", daemon=True
+            )
+            self._fault_thread.start()
+        return run
+
+    def reconcile(self, request: ReconcileRequest) -> Reconciliation:
+        committed = self._committed_of(request.request_ids)
+        asked = set(request.request_ids)
+        dead_lettered = sorted(asked & self._dead_lettered_request_ids())
+        return Reconciliation(
+            committed=committed, dead_lettered=dead_lettered, run=self._run_summary(request.run_id)
+        )
+
+    # ---- the stack's side ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Refuse new faults and wait for the running one to end, before the stack stops its servers
+        (a fault ending later would start a server again)."""
+        self._stopping.set()
+        with self._lock:
+            thread = self._fault_thread
+        if thread is not None and thread.is_alive():
+            log.info("waiting for the console's running fault to end")
+            thread.join()
+
+    def _run_fault(self, run: FaultRun, step: Callable[[float], None]) -> None:
+        length = f" for {run.seconds:g} s" if run.seconds is not None else ""
+        self._event("console", f"Fault started: {run.name}{length}")
+        error: str | None = None
+        try:
+            step(run.seconds or 0)
+        except Exception as failure:
+            log.exception("console fault %s failed", run.name)
+            error = f"{type(failure).__name__}: {failure}"
+        with self._lock:
+            self._fault = run.model_copy(update={"ended_at": datetime.now(UTC), "error": error})
+        self._event("console", f"Fault {'failed: ' + error if error else 'ended'}: {run.name}")
+
+    def _failover(self, seconds: float) -> None:
+        old, new = self.stack.writer.name, self.stack.replica.name
+        self._event("rds", f"Started cross AZ failover to DB instance: {new}")
+        self._event("database", f"{old} (writer) killed")
+        scenarios.failover(self.stack, NO_TRAFFIC, seconds)
+        self._event("rds", f"Completed failover to DB instance: {new}")
+        self._event("database", f"{new} promoted to writer; {old} restarted as its reader")
+
+    def _restart(self, seconds: float) -> None:
+        writer = self.stack.writer.name
+        self._event("rds", f"DB instance shutdown: {writer}")
+        self.stack.stop_writer()
+        time.sleep(seconds)
+        self.stack.start_writer()
+        self._event("rds", f"DB instance restarted: {writer}")
+
+    def _upgrade(self, seconds: float) -> None:
+        names = [server.name for server in self._instances()]
+        for name in names:
+            self._event("rds", f"DB instance shutdown: {name}")
+        scenarios.upgrade(self.stack, NO_TRAFFIC, seconds)
+        for name in names:
+            self._event("rds", f"DB instance restarted: {name}")
+
+    def _consumer_crash(self, seconds: float) -> None:
+        crashes = self.stack.consumers.crashes
+        scenarios.consumer_crash(self.stack, NO_TRAFFIC, seconds)
+        self._event(
+            "console", f"{self.stack.consumers.crashes - crashes} consumers killed after their commit"
+        )
+
+    def _queue_outage(self, seconds: float) -> None:
+        self._event("queue", "SQS emulator killed")
+        scenarios.queue_outage(self.stack, NO_TRAFFIC, seconds)
+        self._event("queue", "SQS emulator back, with its messages")
+
+    def _poison(self, seconds: float) -> None:
+        if not self._poison_trigger_installed:
+            scenarios.install_poison_trigger(self.stack)
+            self._poison_trigger_installed = True
+        for number in range(int(seconds)):
+            customer_id = f"{scenarios.POISON_PREFIX}{uuid.uuid4().hex[:8]}-{number:03d}"
+            status = self._post_customer(customer_id)
+            self._event("console", f"poison record {customer_id} sent: {status}")
+            if self._stopping.wait(1):
+                return
+
+    def _post_customer(self, customer_id: str) -> str:
+        """One POST /customers as a separate client of the API; what it was told, as text."""
+        connection = http.client.HTTPConnection(self.stack.api.host, self.stack.api.port, timeout=30)
+        body = {"customer_id": customer_id, "name": "Poison", "email": f"{customer_id}@example.com"}
+        try:
+            connection.request(
+                "POST", "/customers", body=json.dumps(body), headers={"Content-Type": "application/json"}
+            )
+            return str(connection.getresponse().status)
+        except (OSError, http.client.HTTPException) as error:
+            return f"no answer ({error})"
+        finally:
+            connection.close()
+
+    def _event(self, source: EventSource, message: str) -> None:
+        log.info("console: %s", message)
+        with self._lock:
+            self._events.append(ConsoleEvent(at=datetime.now(UTC), source=source, message=message))
+
+    def _instances(self) -> list[MariaDB]:
+        return sorted((self.stack.writer, self.stack.replica), key=lambda server: server.name)
+
+    def _instance(self, server: MariaDB, run_id: str | None) -> Instance:
+        running = server.is_running()
+        return Instance(
+            name=server.name,
+            role="writer" if server is self.stack.writer else "reader",
+            availability_zone=AVAILABILITY_ZONES.get(server.name),
+            status="available" if running else "down",
+            committed_rows=self._count_rows(server, run_id) if running and run_id else None,
+        )
+
+    def _count_rows(self, server: MariaDB, run_id: str) -> int | None:
+        """The run's rows as this instance has them (the reader's lag shows as a lower count)."""
+        try:
+            with (
+                server.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(
+                    "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s",
+                    (like_prefix(run_prefix(run_id)),),
+                )
+                return int(cursor.fetchone()[0])
+        except pymysql.MySQLError:
+            return None
+
+    def _queue_state(self) -> QueueState:
+        queues = self.stack.queues
+        try:
+            visible, in_flight = queue_depth(self._sqs, queues.queue_url)
+            dead_visible, dead_in_flight = queue_depth(self._sqs, queues.dead_letter_url)
+        except Exception:  # the queue is down: the page shows it as not answering
+            return QueueState(visible=None, in_flight=None, dead_letter=None, oldest_age_s=None)
+        # ApproximateAgeOfOldestMessage is a CloudWatch metric, not a queue attribute; peeking the FIFO
+        # queue to read SentTimestamp would hold back the consumers' message groups. The page shows
+        # the age of its oldest acknowledged request not yet committed instead.
+        return QueueState(
+            visible=visible, in_flight=in_flight, dead_letter=dead_visible + dead_in_flight, oldest_age_s=None
+        )
+
+    def _visibility_timeout_s(self) -> int:
+        try:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.stack.queues.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            return int(attributes["VisibilityTimeout"])
+        except Exception:
+            return 0
+
+    def _committed_of(self, request_ids: list[str]) -> list[str]:
+        found: list[str] = []
+        with (
+            self.stack.writer.connect(database=DATABASE, connect_timeout=2, read_timeout=10) as connection,
+            connection.cursor() as cursor,
+        ):
+            for start in range(0, len(request_ids), IDS_PER_QUERY):
+                chunk = request_ids[start : start + IDS_PER_QUERY]
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    f"SELECT request_id FROM customer_records WHERE request_id IN ({placeholders})", chunk
+                )
+                found.extend(row[0] for row in cursor.fetchall())
+        return found
+
+    def _dead_lettered_request_ids(self) -> set[str]:
+        """The request ids in the dead-letter queue, from a peek (received for a moment, never deleted)."""
+        peeked_at, request_ids = self._dead_letter_peek
+        if time.monotonic() - peeked_at < DEAD_LETTER_PEEK_EVERY_S:
+            return request_ids
+        found: set[str] = set()
+        try:
+            while messages := self._sqs.receive_message(
+                QueueUrl=self.stack.queues.dead_letter_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=DEAD_LETTER_PEEK_VISIBILITY_S,
+            ).get("Messages", []):
+                new = {_request_id(message) for message in messages} - found
+                if not new:
+                    break
+                found |= new
+        except Exception:
+            return request_ids  # the queue is down: the last peek stands
+        self._dead_letter_peek = (time.monotonic(), found)
+        return found
+
+    def _run_summary(self, run_id: str) -> RunSummary:
+        prefix = like_prefix(run_prefix(run_id))
+        with (
+            self.stack.writer.connect(database=DATABASE, connect_timeout=2, read_timeout=10) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT JSON_VALUE(payload, '$.attributes.console_key')) "
+                "FROM customer_records WHERE customer_id LIKE %s",
+                (prefix,),
+            )
+            rows, distinct_keys = cursor.fetchone()
+            cursor.execute(
+                "SELECT TIMESTAMPDIFF(MICROSECOND, accepted_at, committed_at) / 1000 "
+                "FROM customer_records WHERE customer_id LIKE %s",
+                (prefix,),
+            )
+            lags_ms = [float(row[0]) for row in cursor.fetchall()]
+        p50, p99 = percentile(lags_ms, 0.5), percentile(lags_ms, 0.99)
+        return RunSummary(
+            rows=rows,
+            distinct_keys=distinct_keys,
+            duplicates=rows - distinct_keys,
+            stale_profiles=stale_profiles(self.stack, run_prefix(run_id)),
+            lag_p50_ms=None if p50 is None else round(p50, 1),
+            lag_p99_ms=None if p99 is None else round(p99, 1),
+        )
+
+
+def _request_id(message: dict[str, Any]) -> str:
+    return str(json.loads(message["Body"]).get("request_id"))

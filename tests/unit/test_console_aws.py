@@ -14,10 +14,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ingest.api import InvalidInput
-from ingest.config import ConsoleSettings
-from ingest.console import FaultInProgress
+from ingest.api import Conflict, InvalidInput, Unavailable
+from ingest.config import ConsoleSettings, DatabaseSettings
+from ingest.console import FaultInProgress, ReconcileRequest
 from ingest.console_aws import AwsBackend
+from local.servers import free_port
 from local.template import Template
 
 REGION = "us-east-1"
@@ -315,3 +316,35 @@ def test_the_status_still_answers_when_sqs_does_not(moto_stack):
     status = backend.status(None, None)
     assert len(status.instances) == 2
     assert (status.queue.visible, status.queue.in_flight, status.queue.dead_letter) == (None, None, None)
+
+
+def test_a_failover_without_a_reader_to_take_over_is_a_conflict(moto_stack):
+    # GIVEN a cluster whose reader is gone
+    moto_stack.rds.delete_db_instance(DBInstanceIdentifier="db-b")
+    # WHEN the console asks for a failover THEN it is refused as a conflict that says why
+    with pytest.raises(Conflict, match="no reader to fail over to"):
+        moto_stack.backend().start_fault("failover", None)
+
+
+def test_a_reconciliation_while_the_database_does_not_answer_is_a_503(moto_stack):
+    # GIVEN a cluster endpoint where nothing answers (a port with no server behind it)
+    unreachable = settings(moto_stack.queue_url, moto_stack.dead_letter_url).model_copy(
+        update={
+            "database": DatabaseSettings.from_env(
+                {
+                    "DB_HOST": "127.0.0.1",
+                    "DB_PORT": str(free_port()),
+                    "DB_NAME": "ingest",
+                    "DB_USER": "reader",
+                    "DB_AUTH": "password",
+                    "DB_TLS": "off",
+                    "DB_CONNECT_TIMEOUT": "1",
+                }
+            )
+        }
+    )
+    backend = AwsBackend(unreachable, moto_stack.rds, moto_stack.sqs)
+    # WHEN the page reconciles THEN it is told to retry (503 with Retry-After), not a server error
+    with pytest.raises(Unavailable) as refused:
+        backend.reconcile(ReconcileRequest(run_id="abcdef", request_ids=["r-1"]))
+    assert refused.value.retry_after_s > 0

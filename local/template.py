@@ -217,12 +217,71 @@ class Template:
     def consumer_max_concurrency(self) -> int:
         return int(self.parameter_default("ConsumerMaxConcurrency"))
 
+    def rendered(self, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+        """The template as CloudFormation would deploy it with these parameter values (the others take
+        their Default): conditions evaluated, resources and outputs whose condition is false left out,
+        each Fn::If replaced by its chosen branch and AWS::NoValue removed. Other intrinsics stay."""
+        values = {name: str(spec.get("Default", "")) for name, spec in self.parameters.items()}
+        values |= parameters or {}
+        conditions: dict[str, bool] = {}
+        definitions = self.document.get("Conditions", {})
+
+        def holds(name: str) -> bool:
+            if name not in conditions:
+                conditions[name] = bool(_condition_value(definitions[name], values, holds))
+            return conditions[name]
+
+        document = {key: value for key, value in self.document.items() if key != "Conditions"}
+        for section in ("Resources", "Outputs"):
+            document[section] = {
+                name: item
+                for name, item in document.get(section, {}).items()
+                if "Condition" not in item or holds(item["Condition"])
+            }
+        return _choose_branches(document, holds)
+
     def function_timeout(self, logical_id: str) -> int:
         """The function's Timeout, or the Globals one, as SAM applies them."""
         timeout = self.resource_properties(logical_id).get("Timeout")
         if timeout is None:
             timeout = self.document.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         return int(self.resolve(timeout))
+
+
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _condition_value(value: Any, parameters: dict[str, str], holds: Any) -> Any:
+    """A condition function's value: Fn::Equals, Fn::And, Fn::Or, Fn::Not, Condition, Ref."""
+    if not isinstance(value, dict):
+        return value
+    ((function, argument),) = value.items()
+    if function == "Condition":
+        return holds(argument)
+    if function == "Ref":
+        return parameters.get(argument, PSEUDO_PARAMETERS.get(argument))
+    arguments = [_condition_value(item, parameters, holds) for item in argument]
+    if function == "Fn::Equals":
+        return str(arguments[0]) == str(arguments[1])
+    if function == "Fn::And":
+        return all(arguments)
+    if function == "Fn::Or":
+        return any(arguments)
+    if function == "Fn::Not":
+        return not arguments[0]
+    raise TemplateError(f"no condition function {function}")
+
+
+def _choose_branches(value: Any, holds: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return _choose_branches(when_true if holds(condition) else when_false, holds)
+        chosen = {key: _choose_branches(item, holds) for key, item in value.items()}
+        return {key: item for key, item in chosen.items() if item != _NO_VALUE}
+    if isinstance(value, list):
+        return [item for item in (_choose_branches(item, holds) for item in value) if item != _NO_VALUE]
+    return value
 
 
 def _sqs_value(value: Any) -> str:

@@ -21,6 +21,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from ingest import aurora, dead_letters
 from ops import alarms, database, dlq
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
@@ -88,7 +89,7 @@ class Operator:
         return {
             "visible": int(queue["ApproximateNumberOfMessages"]),
             "in_flight": int(queue["ApproximateNumberOfMessagesNotVisible"]),
-            "dead_lettered": dlq.message_count(self.sqs, self.dead_letter_url),
+            "dead_lettered": dead_letters.message_count(self.sqs, self.dead_letter_url),
         }
 
     def oldest_age_s(self, queue_url: str) -> float | None:
@@ -122,8 +123,8 @@ class Operator:
                 for event in answer.get("events", [])
             ]
         else:
-            cluster = database.describe_cluster(self.rds, self.cluster_id)
-            events = database.recent_events(self.rds, self.cluster_id, since, cluster.members)
+            cluster = aurora.describe_cluster(self.rds, self.cluster_id)
+            events = aurora.recent_events(self.rds, self.cluster_id, since, cluster.members)
         return events[-EVENTS_SHOWN:]
 
     def confirm(self, question: str) -> None:
@@ -183,7 +184,7 @@ def _plain(value: Any) -> Any:
 
 
 def status(operator: Operator) -> dict[str, Any]:
-    cluster = database.describe_cluster(operator.rds, operator.cluster_id)
+    cluster = aurora.describe_cluster(operator.rds, operator.cluster_id)
     return {
         "stack": operator.stack.name,
         "outputs": operator.stack.outputs,
@@ -200,7 +201,7 @@ def status(operator: Operator) -> dict[str, Any]:
 
 
 def dlq_peek(operator: Operator) -> dict[str, Any]:
-    letters = dlq.peek(operator.sqs, operator.dead_letter_url, operator.options.limit)
+    letters = dead_letters.peek(operator.sqs, operator.dead_letter_url, operator.options.limit)
     return {"dead_letter_queue": operator.dead_letter_url, "messages": [asdict(letter) for letter in letters]}
 
 
@@ -221,7 +222,7 @@ def dlq_redrive(operator: Operator) -> dict[str, Any]:
 def _follow_outage(operator: Operator, operation: str, act: Callable[[], object]) -> dict[str, Any]:
     """Run `act` on the writer, follow the RDS events until the cluster is available, then report the
     minutes the consumer found the database unavailable and how long the queue took to drain."""
-    before = database.describe_cluster(operator.rds, operator.cluster_id)
+    before = aurora.describe_cluster(operator.rds, operator.cluster_id)
     started_at = datetime.now(UTC)
     started = time.monotonic()
     act()
@@ -244,7 +245,7 @@ def _follow_outage(operator: Operator, operation: str, act: Callable[[], object]
         total_s=round(available_s, 1),
         writes_unavailable_s=unavailable,
         backlog_drained_s=round(drained_s, 1),
-        events=database.recent_events(operator.rds, operator.cluster_id, started_at, after.members),
+        events=aurora.recent_events(operator.rds, operator.cluster_id, started_at, after.members),
     )
     return {"outage": asdict(outage)}
 
@@ -256,13 +257,13 @@ def _drained(operator: Operator) -> bool | None:
 
 def failover(operator: Operator) -> dict[str, Any]:
     operator.confirm(f"Fail over cluster {operator.cluster_id} (writes pause for about 30 s)?")
-    return _follow_outage(operator, "failover", lambda: database.fail_over(operator.rds, operator.cluster_id))
+    return _follow_outage(operator, "failover", lambda: aurora.fail_over(operator.rds, operator.cluster_id))
 
 
 def reboot_writer(operator: Operator) -> dict[str, Any]:
     operator.confirm(f"Reboot the writer of cluster {operator.cluster_id} (writes pause until it is back)?")
     return _follow_outage(
-        operator, "reboot-writer", lambda: database.reboot_writer(operator.rds, operator.cluster_id)
+        operator, "reboot-writer", lambda: aurora.reboot_writer(operator.rds, operator.cluster_id)
     )
 
 
@@ -277,7 +278,7 @@ def upgrade(operator: Operator) -> dict[str, Any]:
             f"the queue holds {backlog['visible']} records, the dead-letter queue {backlog['dead_lettered']}:"
             f" drain them first (limit --max-backlog {operator.options.max_backlog}, dead-letter queue empty)"
         )
-    cluster = database.describe_cluster(operator.rds, operator.cluster_id)
+    cluster = aurora.describe_cluster(operator.rds, operator.cluster_id)
     plan = database.plan_upgrade(operator.rds, cluster, operator.options.engine_version)
     if plan.major:
         return _blue_green(operator, cluster, plan)
@@ -292,7 +293,7 @@ def upgrade(operator: Operator) -> dict[str, Any]:
     return {"upgrade": asdict(plan)} | report
 
 
-def _blue_green(operator: Operator, cluster: database.Cluster, plan: database.UpgradePlan) -> dict[str, Any]:
+def _blue_green(operator: Operator, cluster: aurora.Cluster, plan: database.UpgradePlan) -> dict[str, Any]:
     operator.confirm(
         f"Create a blue/green deployment of {cluster.cluster_id} on {plan.target_version}"
         " and switch over once the green cluster is ready?"
@@ -391,7 +392,7 @@ def main(
     try:
         operator = Operator(options, out or sys.stdout, session)
         operator.emit(options.run(operator))
-    except OperatorError as error:
+    except (OperatorError, aurora.ClusterStateError) as error:
         return _fail(str(error))
     except (NoCredentialsError, PartialCredentialsError):
         return _fail("no AWS credentials: set AWS_PROFILE (or --profile), or run `aws sso login`")

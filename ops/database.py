@@ -1,4 +1,6 @@
-"""The Aurora cluster: who writes, failover, reboot of the writer, engine upgrades, and its RDS events."""
+"""Operations on the Aurora cluster that follow through: waiting until it is available, engine upgrades.
+
+What RDS says about the cluster, failover and reboot are ingest.aurora's (the demo console uses them too)."""
 
 from __future__ import annotations
 
@@ -6,78 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.aurora import Cluster, describe_cluster, recent_events
 from ops.progress import Waiter
 from ops.stack import OperatorError
-
-
-@dataclass(frozen=True)
-class Member:
-    instance_id: str
-    role: str  # "writer" or "reader"
-    availability_zone: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class Cluster:
-    cluster_id: str
-    arn: str
-    status: str
-    engine: str
-    engine_version: str
-    members: list[Member]
-
-    @property
-    def writer(self) -> Member:
-        writers = [member for member in self.members if member.role == "writer"]
-        if not writers:
-            raise OperatorError(f"cluster {self.cluster_id} has no writer right now (status {self.status})")
-        return writers[0]
-
-    @property
-    def available(self) -> bool:
-        return self.status == "available" and all(member.status == "available" for member in self.members)
-
-
-def describe_cluster(rds: Any, cluster_id: str) -> Cluster:
-    cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
-    members = []
-    for member in cluster.get("DBClusterMembers", []):
-        instance_id = member["DBInstanceIdentifier"]
-        instance = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
-        members.append(
-            Member(
-                instance_id=instance_id,
-                role="writer" if member["IsClusterWriter"] else "reader",
-                availability_zone=instance.get("AvailabilityZone"),
-                status=instance.get("DBInstanceStatus", "unknown"),
-            )
-        )
-    return Cluster(
-        cluster_id=cluster_id,
-        arn=cluster["DBClusterArn"],
-        status=cluster["Status"],
-        engine=cluster["Engine"],
-        engine_version=cluster["EngineVersion"],
-        members=members,
-    )
-
-
-def recent_events(rds: Any, cluster_id: str, since: datetime, members: list[Member]) -> list[dict[str, str]]:
-    """RDS events of the cluster and its instances since `since`, oldest first."""
-    events: list[dict[str, str]] = []
-    sources = [("db-cluster", cluster_id)] + [("db-instance", member.instance_id) for member in members]
-    for source_type, source_id in sources:
-        answer = rds.describe_events(SourceType=source_type, SourceIdentifier=source_id, StartTime=since)
-        events.extend(
-            {
-                "time": event["Date"].isoformat(),
-                "source": event["SourceIdentifier"],
-                "message": event["Message"],
-            }
-            for event in answer.get("Events", [])
-        )
-    return sorted(events, key=lambda event: event["time"])
 
 
 @dataclass(frozen=True)
@@ -107,17 +40,6 @@ def wait_until_available(rds: Any, cluster_id: str, waiter: Waiter, timeout_s: f
         return cluster if cluster.available else None
 
     return waiter.until(f"cluster {cluster_id} to be available", available, timeout_s)
-
-
-def fail_over(rds: Any, cluster_id: str) -> None:
-    cluster = describe_cluster(rds, cluster_id)
-    if len(cluster.members) < 2:
-        raise OperatorError(f"cluster {cluster_id} has no reader to fail over to")
-    rds.failover_db_cluster(DBClusterIdentifier=cluster_id)
-
-
-def reboot_writer(rds: Any, cluster_id: str) -> None:
-    rds.reboot_db_instance(DBInstanceIdentifier=describe_cluster(rds, cluster_id).writer.instance_id)
 
 
 @dataclass(frozen=True)

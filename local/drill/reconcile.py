@@ -9,25 +9,14 @@ are not lost. Duplicates are rows beyond one per request, found by the drill's o
 from __future__ import annotations
 
 import json
-import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from ingest import repository
+from ingest.repository import percentile
 from local.drill.traffic import Request
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
-
-STALE_PROFILES_SQL = """
-SELECT COUNT(*) FROM (
-    SELECT r.customer_id,
-           (SELECT newest.request_id FROM customer_records newest
-             WHERE newest.customer_id = r.customer_id
-             ORDER BY newest.accepted_at DESC, newest.request_id DESC LIMIT 1) AS newest_request_id
-      FROM customer_records r WHERE r.customer_id LIKE %s GROUP BY r.customer_id
-) expected
-LEFT JOIN customers c ON c.customer_id = expected.customer_id
-WHERE c.request_id IS NULL OR c.request_id <> expected.newest_request_id
-"""
 
 
 @dataclass(frozen=True)
@@ -49,9 +38,8 @@ def database_rows(stack: Stack) -> list[Row]:
 
 def stale_profiles(stack: Stack, customer_prefix: str = "") -> int:
     """Customers (those whose id starts with `customer_prefix`) whose profile is not their newest record."""
-    with stack.writer.connect(database=DATABASE) as connection, connection.cursor() as cursor:
-        cursor.execute(STALE_PROFILES_SQL, (like_prefix(customer_prefix),))
-        return int(cursor.fetchone()[0])
+    with stack.writer.connect(database=DATABASE) as connection:
+        return repository.stale_profiles(connection, customer_prefix)
 
 
 def dead_lettered_keys(stack: Stack) -> list[str]:
@@ -75,19 +63,11 @@ def dead_lettered_keys(stack: Stack) -> list[str]:
 
 def like_prefix(prefix: str) -> str:
     """A LIKE pattern for the values that start with `prefix` (its wildcards escaped)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return repository.starting_with(prefix)
 
 
 def is_rejected_as_invalid(request: Request) -> bool:
     return request.status is not None and 400 <= request.status < 500
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
 
 
 def reconcile(stack: Stack, requests: list[Request]) -> dict:

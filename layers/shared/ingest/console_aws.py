@@ -1,0 +1,255 @@
+"""The demo console's backend on a deployed stack: RDS and SQS through their APIs, the ledger through the
+read-only database user (ingest.console is the contract it fulfils).
+
+- Roles, zones and states: DescribeDBClusters and DescribeDBInstances (ingest.aurora).
+- Faults: FailoverDBCluster and RebootDBInstance of the writer, nothing else. A Lambda function keeps
+  no state between invocations, so "one fault at a time" is read from the cluster itself: a fault is
+  refused (409) while the cluster or one of its instances is not "available", which covers a fault
+  started from another browser, by the operator CLI or by RDS.
+- Timeline: RDS's own events of the cluster and its instances (DescribeEvents).
+- Queues: GetQueueAttributes of the queue and the dead-letter queue. The age of the oldest message is
+  a CloudWatch metric only (SQS has no such attribute), so it stays unknown here.
+- A run's rows per instance: counted through each instance endpoint, so the reader's count shows
+  replication catching up; the ledger's answers (which ids are committed, the run's totals) through the
+  cluster endpoint, i.e. the writer. Both as the read-only user with an IAM token over verified TLS.
+- Dead-lettered ids: a peek of the dead-letter queue (ingest.dead_letters), only when it holds any.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest import aurora, dead_letters, repository
+from ingest.api import Conflict, InvalidInput, Unavailable
+from ingest.config import AMAZON_RDS_ROOTS, ConsoleSettings, DatabaseSettings
+from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
+from ingest.console import (
+    ConsoleEvent,
+    Fault,
+    FaultInProgress,
+    FaultRun,
+    Instance,
+    QueueState,
+    ReconcileRequest,
+    Reconciliation,
+    Status,
+    run_prefix,
+)
+
+FAULTS = (
+    Fault(
+        name="failover",
+        label="Fail over",
+        description=(
+            "Aurora fails over (FailoverDBCluster): the writer steps down and the reader in the other "
+            "Availability Zone becomes the writer. Writes pause for about half a minute; the queue keeps "
+            "them."
+        ),
+    ),
+    Fault(
+        name="restart",
+        label="Restart the writer",
+        description=(
+            "The writer reboots (RebootDBInstance), as when a patch is applied; the reader stays the "
+            "reader. Writes pause until the writer is back; the queue keeps them."
+        ),
+    ),
+)
+# The payload field that holds a console request's Idempotency-Key (ingest.console).
+CONSOLE_KEY_PATH = "$.attributes.console_key"
+# The timeline's reach when the page asks without `since` (its first status of a run).
+EVENTS_LOOKBACK = timedelta(hours=1)
+# Dead-lettered messages looked at per reconciliation (a FIFO queue shows one per customer anyway).
+DEAD_LETTERS_PEEKED = 100
+# RDS's refusals that mean "the cluster is busy with something else".
+BUSY_CLUSTER_ERRORS = frozenset({"InvalidDBClusterStateFault", "InvalidDBInstanceState"})
+
+logger = Logger(child=True)
+
+
+class AwsBackend:
+    """ConsoleBackend of a deployed stack; `rds` and `sqs` are boto3 clients."""
+
+    name: Literal["local", "aws"] = "aws"  # the protocol's type: its attribute is writable
+
+    def __init__(
+        self, settings: ConsoleSettings, rds: Any, sqs: Any, trust_roots: Path = AMAZON_RDS_ROOTS
+    ) -> None:
+        self.settings = settings
+        self.rds = rds
+        self.sqs = sqs
+        self._trust_roots = trust_roots
+        # One connection per endpoint, kept by the container like the other functions' (ingest.connection).
+        self._databases: dict[tuple[str, int], Database] = {}
+
+    def faults(self) -> list[Fault]:
+        return list(FAULTS)
+
+    def status(self, run_id: str | None, since: datetime | None) -> Status:
+        prefix = run_prefix(run_id) if run_id is not None else None
+        cluster = aurora.describe_cluster(self.rds, self.settings.cluster_id)
+        counts = self._rows_per_instance(cluster.members, prefix) if prefix is not None else {}
+        events = self._rds_events(cluster, since or datetime.now(UTC) - EVENTS_LOOKBACK)
+        writer = next((member for member in cluster.members if member.role == "writer"), None)
+        return Status(
+            backend="aws",
+            at=datetime.now(UTC),
+            database_writable=cluster.status == "available"
+            and writer is not None
+            and writer.status == "available",
+            instances=[
+                Instance(
+                    name=member.instance_id,
+                    role="writer" if member.role == "writer" else "reader",
+                    availability_zone=member.availability_zone,
+                    status=member.status,
+                    committed_rows=counts.get(member.instance_id),
+                )
+                for member in cluster.members
+            ],
+            queue=self._queue_state(),
+            fault=_disruption(cluster, events),
+            events=events,
+        )
+
+    def start_fault(self, name: str, seconds: float | None) -> FaultRun:
+        # Both faults take as long as RDS takes: console_api refuses a length for them.
+        if name not in {fault.name for fault in FAULTS}:
+            offered = ", ".join(fault.name for fault in FAULTS)
+            raise InvalidInput("unknown_fault", f"no fault {name!r} on AWS; the faults are {offered}", "name")
+        cluster = aurora.describe_cluster(self.rds, self.settings.cluster_id)
+        if not cluster.available:
+            raise FaultInProgress(
+                "fault_in_progress",
+                f"cluster {cluster.cluster_id} is not available yet ({_states(cluster)}): "
+                "one fault at a time, wait until every instance is available",
+            )
+        started_at = datetime.now(UTC)
+        try:
+            if name == "failover":
+                aurora.fail_over(self.rds, cluster.cluster_id)
+            else:
+                aurora.reboot_writer(self.rds, cluster.cluster_id)
+        except aurora.ClusterStateError as error:
+            raise Conflict("cluster_not_ready", str(error)) from None
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in BUSY_CLUSTER_ERRORS:
+                raise FaultInProgress(
+                    "fault_in_progress", f"RDS refused the {name}: the cluster is busy, try again later"
+                ) from None
+            raise
+        logger.info("fault started", fault=name, cluster=cluster.cluster_id)
+        return FaultRun(name=name, seconds=None, started_at=started_at)
+
+    def reconcile(self, request: ReconcileRequest) -> Reconciliation:
+        database = self._database(self.settings.database)
+        try:
+            connection = database.connection()
+            committed = repository.committed_request_ids(connection, request.request_ids)
+            summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
+        except DatabaseUnavailable:
+            raise Unavailable("database_unavailable", "the database cannot be read right now") from None
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            database.discard()
+            raise Unavailable("database_unavailable", "the database cannot be read right now") from None
+        return Reconciliation(
+            committed=committed, dead_lettered=self._dead_lettered(set(request.request_ids)), run=summary
+        )
+
+    # ---- the parts ----------------------------------------------------------------------------------
+
+    def _database(self, settings: DatabaseSettings) -> Database:
+        key = (settings.host, settings.port)
+        if key not in self._databases:
+            self._databases[key] = Database(settings, trust_roots=self._trust_roots)
+        return self._databases[key]
+
+    def _rows_per_instance(self, members: list[aurora.Member], prefix: str) -> dict[str, int | None]:
+        """The run's rows as each instance sees them, counted on all at once (a slow or dead one costs
+        its timeouts once, not once per instance); None where an instance did not answer."""
+        endpoints = {
+            member.instance_id: self.settings.database.model_copy(
+                update={"host": member.endpoint, "port": member.port or self.settings.database.port}
+            )
+            for member in members
+            if member.endpoint
+        }
+        if not endpoints:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
+            counts = pool.map(lambda item: self._count_on(item[0], item[1], prefix), endpoints.items())
+            return dict(zip(endpoints, counts, strict=True))
+
+    def _count_on(self, instance_id: str, settings: DatabaseSettings, prefix: str) -> int | None:
+        database = self._database(settings)
+        try:
+            return repository.count_records(database.connection(), prefix)
+        except Exception as error:
+            # Down, restarting or failing over: the page shows "no answer" for this instance.
+            database.discard()
+            logger.info("instance did not answer", instance=instance_id, error=error_label(error))
+            return None
+
+    def _rds_events(self, cluster: aurora.Cluster, since: datetime) -> list[ConsoleEvent]:
+        events = aurora.recent_events(self.rds, cluster.cluster_id, since, cluster.members)
+        timeline = [
+            ConsoleEvent(
+                at=datetime.fromisoformat(event["time"]),
+                source="rds",
+                message=f"{event['source']}: {event['message']}",
+            )
+            for event in events
+        ]
+        # DescribeEvents' StartTime is inclusive; the page asks from the last event it has.
+        return [event for event in timeline if event.at > since]
+
+    def _queue_state(self) -> QueueState:
+        try:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.settings.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            dead_letter = dead_letters.message_count(self.sqs, self.settings.dead_letter_queue_url)
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("queue attributes unavailable", error=type(error).__name__)
+            return QueueState(visible=None, in_flight=None, dead_letter=None, oldest_age_s=None)
+        return QueueState(
+            visible=int(attributes["ApproximateNumberOfMessages"]),
+            in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            dead_letter=dead_letter,
+            oldest_age_s=None,
+        )
+
+    def _dead_lettered(self, asked: set[str]) -> list[str]:
+        url = self.settings.dead_letter_queue_url
+        if dead_letters.message_count(self.sqs, url) == 0:
+            return []  # no receive at all in the usual case
+        parked = dead_letters.peek(self.sqs, url, DEAD_LETTERS_PEEKED)
+        return sorted({letter.request_id for letter in parked if letter.request_id in asked})
+
+
+def _states(cluster: aurora.Cluster) -> str:
+    members = ", ".join(f"{member.instance_id} {member.status}" for member in cluster.members)
+    return f"cluster {cluster.status}; {members}" if members else f"cluster {cluster.status}"
+
+
+def _disruption(cluster: aurora.Cluster, events: list[ConsoleEvent]) -> FaultRun | None:
+    """What the cluster is going through while it is not available, named from its state: a failover
+    (the cluster is failing over) or a restart (an instance reboots); None once all is available."""
+    if cluster.available:
+        return None
+    if cluster.status == "failing-over":
+        name = "failover"
+    elif any(member.status == "rebooting" for member in cluster.members):
+        name = "restart"
+    else:
+        name = _states(cluster)
+    return FaultRun(name=name, seconds=None, started_at=events[0].at if events else datetime.now(UTC))

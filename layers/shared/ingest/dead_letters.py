@@ -1,0 +1,79 @@
+"""The dead-letter queue, looked at without taking anything out of it: the operator CLI's peek and the
+demo console's reconciliation (which of a run's requests are parked there) read it the same way."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# How long a peeked message stays hidden while the next ones are read; they are made visible again at
+# the end of the peek (ChangeMessageVisibility 0), so this only bounds an interrupted peek.
+PEEK_HOLD_S = 30
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    request_id: str | None
+    customer_id: str | None
+    receive_count: int
+    # SentTimestamp: when the consumer, which moves a poison record itself, sent it to the dead-letter
+    # queue. Why it failed is in the consumer's log.
+    sent_at_ms: int
+
+
+def message_count(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
+    """Up to `limit` dead-lettered messages, left in the queue and visible again when this returns.
+
+    SQS has no read without receive: each message shown costs one receive (its ApproximateReceiveCount
+    grows by one). The messages are held hidden while the peek pages through the queue, so none is
+    counted twice, and released at once afterwards. A FIFO queue shows the first message of each message
+    group (the others stay locked behind it), which for this stack is the record that blocked its customer.
+    """
+    held: list[dict[str, Any]] = []
+    try:
+        while len(held) < limit:
+            received = sqs.receive_message(
+                QueueUrl=dead_letter_url,
+                MaxNumberOfMessages=min(10, limit - len(held)),
+                VisibilityTimeout=PEEK_HOLD_S,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            ).get("Messages", [])
+            if not received:
+                break
+            held.extend(received)
+    finally:
+        _release(sqs, dead_letter_url, held)
+    return [_dead_letter(message) for message in held]
+
+
+def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+    for start in range(0, len(messages), 10):
+        entries = [
+            {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for number, message in enumerate(messages[start : start + 10])
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = None
+    fields = body if isinstance(body, dict) else {}
+    attributes = message.get("Attributes", {})
+    return DeadLetter(
+        message_id=message["MessageId"],
+        request_id=fields.get("request_id"),
+        customer_id=fields.get("customer_id"),
+        receive_count=int(attributes.get("ApproximateReceiveCount", 0)),
+        sent_at_ms=int(attributes.get("SentTimestamp", 0)),
+    )

@@ -1,0 +1,350 @@
+"""The demo console's AWS backend against moto (RDS: an Aurora cluster of two instances, failover; SQS: the
+template's two FIFO queues) and botocore's Stubber for what moto does not model (a cluster that is
+failing over or rebooting, RDS's refusal of a fault, DescribeEvents since a time)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from ingest.api import Conflict, InvalidInput, Unavailable
+from ingest.config import ConsoleSettings, DatabaseSettings
+from ingest.console import FaultInProgress, ReconcileRequest
+from ingest.console_aws import AwsBackend
+from local.servers import free_port
+from local.template import Template
+
+REGION = "us-east-1"
+CLUSTER = "customer-ingest-dev"
+T0 = datetime(2026, 11, 30, 19, 0, tzinfo=UTC)
+
+
+def settings(queue_url: str, dead_letter_url: str) -> ConsoleSettings:
+    """What template.yaml gives the console function (password and no TLS: no database is reached here)."""
+    return ConsoleSettings.from_env(
+        {
+            "DB_HOST": f"{CLUSTER}.cluster-abc.{REGION}.rds.amazonaws.com",
+            "DB_NAME": "ingest",
+            "DB_USER": "ingest_reader",
+            "DB_AUTH": "password",
+            "DB_TLS": "off",
+            "DB_CLUSTER_ID": CLUSTER,
+            "QUEUE_URL": queue_url,
+            "DEAD_LETTER_QUEUE_URL": dead_letter_url,
+            "SIGN_IN_DOMAIN": f"ingest-1234.auth.{REGION}.amazoncognito.com",
+            "CONSOLE_CLIENT_ID": "console-client",
+        }
+    )
+
+
+class MotoStack:
+    """The cluster (writer db-a in one zone, reader db-b in another) and the two queues, in moto."""
+
+    def __init__(self) -> None:
+        self.rds: Any = boto3.client("rds", region_name=REGION)
+        self.sqs: Any = boto3.client("sqs", region_name=REGION)
+        self.rds.create_db_cluster(
+            DBClusterIdentifier=CLUSTER,
+            Engine="aurora-mysql",
+            MasterUsername="ingest_admin",
+            ManageMasterUserPassword=True,
+        )
+        for instance, zone in (("db-a", "us-east-1a"), ("db-b", "us-east-1b")):
+            self.rds.create_db_instance(
+                DBInstanceIdentifier=instance,
+                DBClusterIdentifier=CLUSTER,
+                Engine="aurora-mysql",
+                DBInstanceClass="db.t4g.medium",
+                AvailabilityZone=zone,
+            )
+        template = Template()
+        urls = {}
+        for logical_id in ("CustomerDeadLetterQueue", "CustomerQueue"):
+            queue = template.queue(logical_id)
+            urls[logical_id] = self.sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)[
+                "QueueUrl"
+            ]
+        self.queue_url = urls["CustomerQueue"]
+        self.dead_letter_url = urls["CustomerDeadLetterQueue"]
+
+    def backend(self, rds: Any = None) -> AwsBackend:
+        return AwsBackend(settings(self.queue_url, self.dead_letter_url), rds or self.rds, self.sqs)
+
+
+@pytest.fixture
+def moto_stack() -> Iterator[MotoStack]:
+    with mock_aws():
+        yield MotoStack()
+
+
+def roles(backend: AwsBackend) -> dict[str, tuple[str, str | None]]:
+    return {
+        instance.name: (instance.role, instance.availability_zone)
+        for instance in backend.status(None, None).instances
+    }
+
+
+# ---- roles and faults -----------------------------------------------------------------------------------
+
+
+def test_the_status_shows_which_instance_writes_in_which_zone(moto_stack):
+    # GIVEN the cluster with its writer in one zone and its reader in another
+    backend = moto_stack.backend()
+    # WHEN the page asks for the status (no run yet)
+    status = backend.status(None, None)
+    # THEN it names the roles, zones and states, the database takes writes, and no fault runs
+    assert status.backend == "aws"
+    assert roles(backend) == {"db-a": ("writer", "us-east-1a"), "db-b": ("reader", "us-east-1b")}
+    assert {instance.status for instance in status.instances} == {"available"}
+    assert all(instance.committed_rows is None for instance in status.instances)
+    assert status.database_writable is True
+    assert status.fault is None
+
+
+def test_a_failover_swaps_the_roles(moto_stack):
+    # GIVEN an available cluster
+    backend = moto_stack.backend()
+    # WHEN the console fails it over
+    run = backend.start_fault("failover", None)
+    # THEN the fault is reported started, and the reader is the writer now, each still in its zone
+    assert (run.name, run.seconds, run.ended_at, run.error) == ("failover", None, None, None)
+    assert roles(backend) == {"db-a": ("reader", "us-east-1a"), "db-b": ("writer", "us-east-1b")}
+
+
+def described_cluster(
+    stubber: Stubber, cluster_status: str, statuses: dict[str, str], writer: str = "db-a"
+) -> None:
+    """One DescribeDBClusters answer and a DescribeDBInstances answer per member, as RDS gives them."""
+    stubber.add_response(
+        "describe_db_clusters",
+        {
+            "DBClusters": [
+                {
+                    "DBClusterIdentifier": CLUSTER,
+                    "DBClusterArn": f"arn:aws:rds:{REGION}:123456789012:cluster:{CLUSTER}",
+                    "Status": cluster_status,
+                    "Engine": "aurora-mysql",
+                    "EngineVersion": "8.0.mysql_aurora.3.08.2",
+                    "DBClusterMembers": [
+                        {"DBInstanceIdentifier": name, "IsClusterWriter": name == writer} for name in statuses
+                    ],
+                }
+            ]
+        },
+        {"DBClusterIdentifier": CLUSTER},
+    )
+    for name, status in statuses.items():
+        stubber.add_response(
+            "describe_db_instances",
+            {
+                "DBInstances": [
+                    {
+                        "DBInstanceIdentifier": name,
+                        "DBInstanceStatus": status,
+                        "AvailabilityZone": f"{REGION}{'a' if name == 'db-a' else 'b'}",
+                    }
+                ]
+            },
+            {"DBInstanceIdentifier": name},
+        )
+
+
+@pytest.fixture
+def stubbed_rds() -> Iterator[tuple[Any, Stubber]]:
+    rds = boto3.client("rds", region_name=REGION)
+    with Stubber(rds) as stubber:
+        yield rds, stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_a_restart_reboots_the_instance_that_writes_now(moto_stack, stubbed_rds):
+    # GIVEN an available cluster whose writer is db-b (after an earlier failover)
+    rds, stubber = stubbed_rds
+    for _ in range(2):  # the availability check, then the reboot's own look-up of the writer
+        described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"}, writer="db-b")
+    stubber.add_response(
+        "reboot_db_instance",
+        {"DBInstance": {"DBInstanceIdentifier": "db-b"}},
+        {"DBInstanceIdentifier": "db-b"},
+    )
+    # WHEN the console restarts the writer
+    run = moto_stack.backend(rds).start_fault("restart", None)
+    # THEN RDS is asked to reboot db-b (the Stubber checks the parameters) and the fault is reported
+    assert run.name == "restart"
+
+
+@pytest.mark.parametrize(
+    ("cluster_status", "statuses"),
+    [
+        ("failing-over", {"db-a": "available", "db-b": "available"}),
+        ("available", {"db-a": "rebooting", "db-b": "available"}),
+        ("available", {"db-a": "available", "db-b": "modifying"}),
+    ],
+)
+@pytest.mark.parametrize("fault", ["failover", "restart"])
+def test_a_fault_is_refused_while_the_cluster_or_an_instance_is_not_available(
+    moto_stack, stubbed_rds, cluster_status, statuses, fault
+):
+    # GIVEN a cluster busy with a fault (no FailoverDBCluster or RebootDBInstance answer is stubbed:
+    # calling either would fail the test)
+    rds, stubber = stubbed_rds
+    described_cluster(stubber, cluster_status, statuses)
+    # WHEN another fault is asked for THEN it is refused as a conflict (409) that says what is busy
+    with pytest.raises(FaultInProgress, match="one fault at a time") as refused:
+        moto_stack.backend(rds).start_fault(fault, None)
+    assert cluster_status in refused.value.message
+
+
+def test_a_fault_rds_refuses_as_busy_is_a_conflict_too(moto_stack, stubbed_rds):
+    # GIVEN a cluster that looked available, but RDS refuses the failover (another one began meanwhile)
+    rds, stubber = stubbed_rds
+    for _ in range(2):
+        described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"})
+    stubber.add_client_error(
+        "failover_db_cluster", "InvalidDBClusterStateFault", "DbCluster is not currently in available state"
+    )
+    # WHEN the console fails it over THEN the answer is a 409, not a server error
+    with pytest.raises(FaultInProgress):
+        moto_stack.backend(rds).start_fault("failover", None)
+
+
+def test_an_unknown_fault_is_invalid_input_naming_the_field(moto_stack):
+    with pytest.raises(InvalidInput) as refused:
+        moto_stack.backend().start_fault("upgrade", None)
+    assert refused.value.field == "name"
+    assert "failover" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("cluster_status", "statuses", "named"),
+    [
+        ("failing-over", {"db-a": "available", "db-b": "available"}, "failover"),
+        ("available", {"db-a": "rebooting", "db-b": "available"}, "restart"),
+    ],
+)
+def test_the_status_names_the_disruption_from_the_clusters_state(
+    moto_stack, stubbed_rds, cluster_status, statuses, named
+):
+    # GIVEN a cluster failing over or rebooting, and no RDS event yet
+    rds, stubber = stubbed_rds
+    described_cluster(stubber, cluster_status, statuses)
+    for source_type, source in (("db-cluster", CLUSTER), ("db-instance", "db-a"), ("db-instance", "db-b")):
+        stubber.add_response(
+            "describe_events",
+            {"Events": []},
+            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0},
+        )
+    # WHEN the page asks for the status
+    status = moto_stack.backend(rds).status(None, T0)
+    # THEN the running fault is named, and writes are refused while the writer is not available
+    assert status.fault is not None
+    assert (status.fault.name, status.fault.ended_at) == (named, None)
+    assert status.database_writable is False
+
+
+def test_the_timeline_has_the_rds_events_of_the_cluster_and_its_instances_after_since(
+    moto_stack, stubbed_rds
+):
+    # GIVEN RDS events of the cluster and of an instance, one of them at the moment the page asks from
+    rds, stubber = stubbed_rds
+    described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"}, writer="db-b")
+    events = {
+        ("db-cluster", CLUSTER): [
+            (T0, "Started cross AZ failover to DB instance: db-b"),  # the page has it already
+            (T0 + timedelta(seconds=31), "Completed failover to DB instance: db-b"),
+        ],
+        ("db-instance", "db-a"): [(T0 + timedelta(seconds=12), "DB instance restarted")],
+        ("db-instance", "db-b"): [],
+    }
+    for (source_type, source), answers in events.items():
+        stubber.add_response(
+            "describe_events",
+            {
+                "Events": [
+                    {"SourceIdentifier": source, "SourceType": source_type, "Message": message, "Date": at}
+                    for at, message in answers
+                ]
+            },
+            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0},
+        )
+    # WHEN the page asks for what happened since T0
+    status = moto_stack.backend(rds).status(None, T0)
+    # THEN it gets the later events, oldest first, from RDS, naming their source
+    assert [(event.at, event.source, event.message) for event in status.events] == [
+        (T0 + timedelta(seconds=12), "rds", "db-a: DB instance restarted"),
+        (T0 + timedelta(seconds=31), "rds", f"{CLUSTER}: Completed failover to DB instance: db-b"),
+    ]
+
+
+# ---- queues ---------------------------------------------------------------------------------------------
+
+
+def send(sqs: Any, url: str, request_id: str) -> None:
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps({"request_id": request_id, "customer_id": "console-abcdef-00001"}),
+        MessageGroupId="console-abcdef-00001",
+        MessageDeduplicationId=request_id,
+    )
+
+
+def test_the_status_counts_visible_in_flight_and_dead_lettered_messages(moto_stack):
+    # GIVEN three queued records, one of them being processed, and one dead-lettered record
+    for number in range(3):
+        send(moto_stack.sqs, moto_stack.queue_url, f"r-{number}")
+    moto_stack.sqs.receive_message(QueueUrl=moto_stack.queue_url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+    send(moto_stack.sqs, moto_stack.dead_letter_url, "r-poison")
+    # WHEN the page asks for the status
+    queue = moto_stack.backend().status(None, None).queue
+    # THEN it shows them (the oldest message's age is a CloudWatch metric, not an SQS attribute: unknown)
+    assert (queue.visible, queue.in_flight, queue.dead_letter, queue.oldest_age_s) == (2, 1, 1, None)
+
+
+def test_the_status_still_answers_when_sqs_does_not(moto_stack):
+    # GIVEN a queue URL SQS does not know
+    backend = AwsBackend(
+        settings(moto_stack.queue_url + "-gone", moto_stack.dead_letter_url), moto_stack.rds, moto_stack.sqs
+    )
+    # WHEN the page asks for the status THEN the roles are there and the queue's numbers are unknown
+    status = backend.status(None, None)
+    assert len(status.instances) == 2
+    assert (status.queue.visible, status.queue.in_flight, status.queue.dead_letter) == (None, None, None)
+
+
+def test_a_failover_without_a_reader_to_take_over_is_a_conflict(moto_stack):
+    # GIVEN a cluster whose reader is gone
+    moto_stack.rds.delete_db_instance(DBInstanceIdentifier="db-b")
+    # WHEN the console asks for a failover THEN it is refused as a conflict that says why
+    with pytest.raises(Conflict, match="no reader to fail over to"):
+        moto_stack.backend().start_fault("failover", None)
+
+
+def test_a_reconciliation_while_the_database_does_not_answer_is_a_503(moto_stack):
+    # GIVEN a cluster endpoint where nothing answers (a port with no server behind it)
+    unreachable = settings(moto_stack.queue_url, moto_stack.dead_letter_url).model_copy(
+        update={
+            "database": DatabaseSettings.from_env(
+                {
+                    "DB_HOST": "127.0.0.1",
+                    "DB_PORT": str(free_port()),
+                    "DB_NAME": "ingest",
+                    "DB_USER": "reader",
+                    "DB_AUTH": "password",
+                    "DB_TLS": "off",
+                    "DB_CONNECT_TIMEOUT": "1",
+                }
+            )
+        }
+    )
+    backend = AwsBackend(unreachable, moto_stack.rds, moto_stack.sqs)
+    # WHEN the page reconciles THEN it is told to retry (503 with Retry-After), not a server error
+    with pytest.raises(Unavailable) as refused:
+        backend.reconcile(ReconcileRequest(run_id="abcdef", request_ids=["r-1"]))
+    assert refused.value.retry_after_s > 0

@@ -52,6 +52,16 @@ _UPSERT_CUSTOMERS = (
 )
 
 
+def records_insert(rows: int) -> str:
+    """The ledger INSERT of `rows` records, each (request_id, customer_id, payload, accepted_at)."""
+    return _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * rows))
+
+
+def profiles_upsert(request_ids: int) -> str:
+    """The profile upsert from the ledger rows of `request_ids` request ids."""
+    return _UPSERT_CUSTOMERS.format(ids=", ".join(["%s"] * request_ids))
+
+
 def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]) -> StoreResult:
     """Store the messages in one transaction: all of them or, on any error, none."""
     if not messages:
@@ -62,10 +72,9 @@ def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]
     try:
         with connection.cursor() as cursor:
             inserted = cursor.execute(
-                _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(record_rows))),
-                [value for row in record_rows for value in row],
+                records_insert(len(record_rows)), [value for row in record_rows for value in row]
             )
-            cursor.execute(_UPSERT_CUSTOMERS.format(ids=", ".join(["%s"] * len(request_ids))), request_ids)
+            cursor.execute(profiles_upsert(len(request_ids)), request_ids)
         connection.commit()
     except BaseException:
         _rollback_quietly(connection)

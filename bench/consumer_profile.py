@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyinstrument import Profiler
 
-from bench.common import DEVNULL, queue_messages, sqs_events
+from bench.common import queue_messages, sqs_events
 from bench.write_path import load_consumer, run_consumer, tls_database
 
 
@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     ):
         consumer = load_consumer(server)
         events = sqs_events(queue_messages(args.batches * 10, seed=1))
-        profiler = Profiler(interval=0.0002)
+        profiler = Profiler(interval=0.0005, use_timing_thread=True)
         with profiler:
-            rate = run_consumer(consumer.handler, events, DEVNULL)
+            rate = run_consumer(consumer.handler, events)
         consumer.consumer.database.discard()
     print(profiler.output_text(unicode=True, show_all=False, short_mode=False))
     print(f"{args.batches} batches, {rate:,.0f} rows/s under the profiler")

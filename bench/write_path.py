@@ -15,9 +15,11 @@ is in AWS):
 - naive: the reference guidance's write path: per message the database secret from Secrets Manager
   (moto's server over HTTP, in a child process), a new verified TLS connection, one INSERT, commit,
   close.
-The paths take turns in short rounds (each round starting with the next of the three fast ones, the
-naive one last), so drift hits all of them alike; each rate is the median over the rounds, each ratio
-the median of the round-by-round ratios of the same run.
+The paths take turns (each turn five SQS events of 10 records per fast path, one per naive run; the
+first path to go moving on by one each turn). Each rate is the median of the path's per-turn rates,
+each ratio the median of the consumer's rate over the other path's in the same turn: a stall of the
+shared machine (another process's fsyncs) spoils a few turns, which the medians leave out, instead
+of one path's total.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TextIO
+from typing import Any
 
 import pymysql
 
@@ -66,58 +68,56 @@ def _row(message: dict[str, Any]) -> tuple:
     )
 
 
-def run_consumer(handler: Handler, events: list[dict[str, Any]], devnull: TextIO) -> float:
+# Writes the records of one SQS event, the way one of the compared paths does.
+BatchWriter = Callable[[dict[str, Any]], None]
+
+
+def consumer_writer(handler: Handler) -> BatchWriter:
+    """The handler, invoked as Lambda invokes it; a reply with failed records stops the benchmark."""
     context = LambdaContext(function_name="ConsumerFunction")
-    rows = sum(len(event["Records"]) for event in events)
-    with contextlib.redirect_stdout(devnull):
-        started = time.perf_counter()
-        for event in events:
-            reply = handler(event, context)
-            if reply["batchItemFailures"]:
-                raise RuntimeError(f"consumer failed records: {reply['batchItemFailures'][:3]}")
-        elapsed = time.perf_counter() - started
-    return rows / elapsed
+
+    def write(event: dict[str, Any]) -> None:
+        reply = handler(event, context)
+        if reply["batchItemFailures"]:
+            raise RuntimeError(f"consumer failed records: {reply['batchItemFailures'][:3]}")
+
+    return write
 
 
-def run_invariant_ceiling(server: DatabaseEndpoint, events: list[dict]) -> float:
+def invariant_ceiling_writer(connection: pymysql.Connection) -> BatchWriter:
     """What the consumer's promises require per SQS event, in plain pymysql: decode each body, then one
     transaction with the records INSERT and the profile upsert, the repository's statements."""
-    rows = sum(len(event["Records"]) for event in events)
-    with server.connect(DATABASE, autocommit=False) as connection:
-        started = time.perf_counter()
-        for event in events:
-            messages = [json.loads(record["body"]) for record in event["Records"]]
-            batch = [_row(message) for message in messages]
-            connection.begin()
-            with connection.cursor() as cursor:
-                cursor.execute(records_insert(len(batch)), [v for row in batch for v in row])
-                cursor.execute(profiles_upsert(len(messages)), [m["request_id"] for m in messages])
-            connection.commit()
-        elapsed = time.perf_counter() - started
-    return rows / elapsed
+
+    def write(event: dict[str, Any]) -> None:
+        messages = [json.loads(record["body"]) for record in event["Records"]]
+        batch = [_row(message) for message in messages]
+        connection.begin()
+        with connection.cursor() as cursor:
+            cursor.execute(records_insert(len(batch)), [v for row in batch for v in row])
+            cursor.execute(profiles_upsert(len(messages)), [m["request_id"] for m in messages])
+        connection.commit()
+
+    return write
 
 
-def run_ceiling(server: DatabaseEndpoint, events: list[dict]) -> float:
+def ceiling_writer(connection: pymysql.Connection) -> BatchWriter:
     """A reference floor under the promises: decode each body, one multi-row INSERT per event, COMMIT."""
-    rows = sum(len(event["Records"]) for event in events)
-    with server.connect(DATABASE, autocommit=False) as connection:
-        started = time.perf_counter()
-        for event in events:
-            batch = [_row(json.loads(record["body"])) for record in event["Records"]]
-            connection.begin()
-            with connection.cursor() as cursor:
-                cursor.execute(INSERT + ", ".join([ROW] * len(batch)), [v for row in batch for v in row])
-            connection.commit()
-        elapsed = time.perf_counter() - started
-    return rows / elapsed
+
+    def write(event: dict[str, Any]) -> None:
+        batch = [_row(json.loads(record["body"])) for record in event["Records"]]
+        connection.begin()
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT + ", ".join([ROW] * len(batch)), [v for row in batch for v in row])
+        connection.commit()
+
+    return write
 
 
-def run_naive(secrets: Any, ca: Path, events: list[dict]) -> float:
+def naive_writer(secrets: Any, ca: Path) -> BatchWriter:
     """The reference guidance's handler, per record: the secret, a new verified TLS connection, one
     INSERT, COMMIT, close. Its Secrets Manager client is made once, at import, as the guidance does."""
-    rows = sum(len(event["Records"]) for event in events)
-    started = time.perf_counter()
-    for event in events:
+
+    def write(event: dict[str, Any]) -> None:
         for record in event["Records"]:
             body = json.loads(record["body"])
             secret = json.loads(secrets.get_secret_value(SecretId=SECRET_NAME)["SecretString"])
@@ -136,7 +136,43 @@ def run_naive(secrets: Any, ca: Path, events: list[dict]) -> float:
                 connection.commit()
             finally:
                 connection.close()
-    return rows / (time.perf_counter() - started)
+
+    return write
+
+
+def run_consumer(handler: Handler, events: list[dict[str, Any]]) -> float:
+    """The consumer alone over `events`: rows per second."""
+    write = consumer_writer(handler)
+    with contextlib.redirect_stdout(DEVNULL):
+        started = time.perf_counter()
+        for event in events:
+            write(event)
+        elapsed = time.perf_counter() - started
+    return sum(len(event["Records"]) for event in events) / elapsed
+
+
+def run_round(
+    writers: dict[str, BatchWriter], turns: list[dict[str, list[dict[str, Any]]]]
+) -> list[dict[str, float]]:
+    """The paths take turns, each writing its SQS events of the turn (the first path to go moving on by
+    one each turn); returns each path's rate (rows per second) in each turn.
+
+    A turn's runs are milliseconds apart, so a stall of the shared machine falls on runs of every path
+    alike; within its run each path writes several batches in a row, as a container does, warm.
+    """
+    names = list(writers)
+    rates = []
+    for index, turn in enumerate(turns):
+        turn_rates = {}
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            if turn.get(name):
+                started = time.perf_counter()
+                for event in turn[name]:
+                    writers[name](event)
+                elapsed = time.perf_counter() - started
+                turn_rates[name] = sum(len(event["Records"]) for event in turn[name]) / elapsed
+        rates.append(turn_rates)
+    return rates
 
 
 def _store_secret(secrets: Any, server: DatabaseEndpoint) -> None:
@@ -175,7 +211,7 @@ def load_consumer(server: DatabaseEndpoint) -> ModuleType:
     os.environ.update(env)  # the handler reads its settings at import, as in Lambda
     with contextlib.redirect_stdout(DEVNULL):
         consumer = load_function_module("consumer")
-    run_consumer(consumer.handler, sqs_events(queue_messages(50, seed=999)), DEVNULL)
+    run_consumer(consumer.handler, sqs_events(queue_messages(50, seed=999)))
     with consumer.consumer.database.connection().cursor() as cursor:
         cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
         version = cursor.fetchone()[1]
@@ -185,13 +221,10 @@ def load_consumer(server: DatabaseEndpoint) -> ModuleType:
 
 
 def run(quick: bool = False) -> dict:
-    # Many short rounds rather than a few long runs: on a shared machine a stall (another process's
-    # fsyncs) then hits a round or two of every path instead of one path's whole run, and the ratios
-    # are taken round by round, between runs a fraction of a second apart.
-    rounds = 3 if quick else 20
-    rows, naive_rows = (100, 30) if quick else (250, 50)  # per path and round
-    fast = ("consumer", "invariant_ceiling", "ceiling")
-    paths = (*fast, "naive")
+    rounds = 3 if quick else 10
+    # Per round: turns, and in each turn SQS events of 10 records per fast path, and per naive run.
+    turns, fast_events, naive_events = (4, 2, 1) if quick else (10, 5, 1)
+    paths = ("consumer", "invariant_ceiling", "ceiling", "naive")
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-write-")))
         server, certificates = stack.enter_context(tls_database(workdir))
@@ -199,53 +232,66 @@ def run(quick: bool = False) -> dict:
         progress(f"write path: MariaDB (TLS only) on port {server.port}; {rounds} rounds")
         _store_secret(secrets, server)
         consumer = load_consumer(server)
-        # Warm-up of the other paths (imports, the Secrets Manager client's first call).
-        run_invariant_ceiling(server, sqs_events(queue_messages(50, seed=998)))
-        run_naive(secrets, certificates.ca, sqs_events(queue_messages(10, seed=997)))
-        runs = {
-            "consumer": lambda seed: run_consumer(
-                consumer.handler, sqs_events(queue_messages(rows, seed=seed)), DEVNULL
+        writers = {
+            "consumer": consumer_writer(consumer.handler),
+            "invariant_ceiling": invariant_ceiling_writer(
+                stack.enter_context(server.connect(DATABASE, autocommit=False))
             ),
-            "invariant_ceiling": lambda seed: run_invariant_ceiling(
-                server, sqs_events(queue_messages(rows, seed=seed))
-            ),
-            "ceiling": lambda seed: run_ceiling(server, sqs_events(queue_messages(rows, seed=seed))),
-            "naive": lambda seed: run_naive(
-                secrets, certificates.ca, sqs_events(queue_messages(naive_rows, seed=seed))
-            ),
+            "ceiling": ceiling_writer(stack.enter_context(server.connect(DATABASE, autocommit=False))),
+            "naive": naive_writer(secrets, certificates.ca),
         }
-        results: dict[str, list[float]] = {path: [] for path in paths}
+        # Warm-up of the other paths (imports, the Secrets Manager client's first call).
+        for name in ("invariant_ceiling", "ceiling", "naive"):
+            writers[name](sqs_events(queue_messages(10, seed=990 + len(name)))[0])
+        rates: list[dict[str, float]] = []
         for round_ in range(rounds):
             truncate(server, DATABASE)
-            # Each round starts with the next path, so that whatever a run leaves the server doing
-            # (purge, page flushing) does not always fall on the same path; the naive path, seconds
-            # long, comes last so as not to part the others.
-            order = (*fast[round_ % len(fast) :], *fast[: round_ % len(fast)], "naive")
-            for index, path in enumerate(order):
-                before = count_records(server, DATABASE)
-                results[path].append(runs[path](100 * round_ + index))  # distinct request ids
-                if path == "consumer" and (stored := count_records(server, DATABASE) - before) != rows:
-                    raise RuntimeError(f"consumer stored {stored} of {rows} records")
-            progress(
-                f"  round {round_ + 1}/{rounds}: "
-                + ", ".join(f"{path} {results[path][-1]:,.0f}" for path in paths)
-                + " rows/s"
-            )
+            seeds = iter(range(1000 * round_, 1000 * (round_ + 1)))
+            plan = [
+                {
+                    path: sqs_events(
+                        queue_messages(
+                            10 * (naive_events if path == "naive" else fast_events), seed=next(seeds)
+                        )
+                    )
+                    for path in paths
+                }
+                for _ in range(turns)
+            ]
+            with contextlib.redirect_stdout(DEVNULL):  # the consumer's logs and metrics
+                round_rates = run_round(writers, plan)
+            rates += round_rates
+            expected = turns * 10 * (3 * fast_events + naive_events)
+            if (stored := count_records(server, DATABASE)) != expected:
+                raise RuntimeError(f"{stored} records stored in the round, not {expected}")
+            progress(f"  round {round_ + 1}/{rounds}: {_rates(round_rates, paths)}")
         consumer.consumer.database.discard()
-    rate = {path: median(results[path]) for path in paths}
+    return _figures(rates)
 
-    def ratio(other: str) -> float:
-        pairs = zip(results["consumer"], results[other], strict=True)
-        return median([ours / theirs for ours, theirs in pairs])
 
+def _rate(turns: list[dict[str, float]], path: str) -> float:
+    """A path's typical rate: the median of its turns' rates (a stall of the machine is an outlier)."""
+    return median([turn[path] for turn in turns if path in turn])
+
+
+def _ratio(turns: list[dict[str, float]], other: str) -> float:
+    """The consumer's rate over `other`'s, turn by turn: the median."""
+    return median([turn["consumer"] / turn[other] for turn in turns if other in turn])
+
+
+def _rates(turns: list[dict[str, float]], paths: tuple[str, ...]) -> str:
+    return ", ".join(f"{path} {_rate(turns, path):,.0f}" for path in paths) + " rows/s"
+
+
+def _figures(turns: list[dict[str, float]]) -> dict[str, float]:
     return {
-        "consumer_rows_per_s": round(rate["consumer"], 1),
-        "invariant_ceiling_rows_per_s": round(rate["invariant_ceiling"], 1),
-        "consumer_vs_invariant_ceiling": round(ratio("invariant_ceiling"), 3),
-        "ceiling_rows_per_s": round(rate["ceiling"], 1),
-        "consumer_vs_ceiling": round(ratio("ceiling"), 3),
-        "naive_rows_per_s": round(rate["naive"], 1),
-        "consumer_vs_naive": round(ratio("naive"), 1),
+        "consumer_rows_per_s": round(_rate(turns, "consumer"), 1),
+        "invariant_ceiling_rows_per_s": round(_rate(turns, "invariant_ceiling"), 1),
+        "consumer_vs_invariant_ceiling": round(_ratio(turns, "invariant_ceiling"), 3),
+        "ceiling_rows_per_s": round(_rate(turns, "ceiling"), 1),
+        "consumer_vs_ceiling": round(_ratio(turns, "ceiling"), 3),
+        "naive_rows_per_s": round(_rate(turns, "naive"), 1),
+        "consumer_vs_naive": round(_ratio(turns, "naive"), 1),
     }
 
 

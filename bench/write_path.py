@@ -15,7 +15,7 @@ is in AWS):
 - naive: the reference guidance's write path: per message the database secret from Secrets Manager
   (moto's server over HTTP, in a child process), a new verified TLS connection, one INSERT, commit,
   close.
-The paths take turns (each turn five SQS events of 10 records per fast path, one per naive run; the
+The paths take turns (each turn 25 SQS events of 10 records per fast path, 5 per naive run; the
 first path to go moving on by one each turn). Each rate is the median of the path's per-turn rates,
 each ratio the median of the consumer's rate over the other path's in the same turn: a stall of the
 shared machine (another process's fsyncs) spoils a few turns, which the medians leave out, instead
@@ -223,7 +223,7 @@ def load_consumer(server: DatabaseEndpoint) -> ModuleType:
 def run(quick: bool = False) -> dict:
     rounds = 3 if quick else 10
     # Per round: turns, and in each turn SQS events of 10 records per fast path, and per naive run.
-    turns, fast_events, naive_events = (4, 2, 1) if quick else (10, 5, 1)
+    turns, fast_events, naive_events = (2, 5, 1) if quick else (2, 25, 5)
     paths = ("consumer", "invariant_ceiling", "ceiling", "naive")
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-write-")))

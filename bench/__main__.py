@@ -20,7 +20,7 @@ from local.template import REPO_ROOT
 
 # Part name -> (module, what it measures). Run in this order.
 PARTS = {
-    "write": ("bench.write_path", "consumer vs ceiling vs naive write path (throwaway MariaDB)"),
+    "write": ("bench.write_path", "consumer vs ceilings vs naive write path (throwaway MariaDB, TLS)"),
     "producer": ("bench.producer", "producer handler per request (SQS stubbed)"),
     "drain": ("bench.drain", "20,000-record backlog drained by the local stack"),
     "sqs": ("bench.sqs", "local SQS emulator (and moto's server for comparison)"),
@@ -28,8 +28,9 @@ PARTS = {
     "cold": ("bench.cold_start", "cold import of each handler in a fresh python3.13"),
 }
 # (key, unit, target as text, check) for the summary; sqs_* keys are listed as they come.
+# consumer_vs_ceiling is a reference figure: its ceiling leaves out work the promises require.
 TARGETS = {
-    "consumer_vs_ceiling": (">= 0.8", lambda v: v >= 0.8),
+    "consumer_vs_invariant_ceiling": (">= 0.9", lambda v: v >= 0.9),
     "consumer_vs_naive": (">= 10", lambda v: v >= 10),
     "producer_us_p99": ("< 2,000 us", lambda v: v < 2_000),
     "cold_import_ms": ("< 300 ms each", lambda v: all(ms < 300 for ms in v.values())),

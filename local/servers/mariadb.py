@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -22,12 +23,17 @@ import pymysql
 import pymysql.cursors
 
 from local.servers.process import MissingBinaryError, ServerProcess, ensure_port_free, find_binary, free_port
+from local.servers.tls import ServerCertificates
 
 INSTALL_HINT = "install it with: apt-get install -y mariadb-server  (or run local/ensure-packages.sh)"
 
 
-def database_env(host: str, port: int, database: str, user: str, password: str) -> dict[str, str]:
-    """The handlers' database settings as the local stack gives them: password auth, no TLS."""
+def database_env(
+    host: str, port: int, database: str, user: str, password: str, ca: Path | None = None
+) -> dict[str, str]:
+    """The handlers' database settings as the local stack gives them: password auth, and TLS verified
+    against `ca` when one is given (none: plain TCP)."""
+    tls = {"DB_TLS": "verify", "DB_CA_BUNDLE": str(ca)} if ca is not None else {"DB_TLS": "off"}
     return {
         "DB_HOST": host,
         "DB_PORT": str(port),
@@ -35,7 +41,7 @@ def database_env(host: str, port: int, database: str, user: str, password: str) 
         "DB_USER": user,
         "DB_PASSWORD": password,
         "DB_AUTH": "password",
-        "DB_TLS": "off",
+        **tls,
     }
 
 
@@ -47,10 +53,13 @@ class DatabaseEndpoint:
     port: int
     user: str = "root"
     password: str = ""
+    ca: Path | None = None  # the server speaks TLS only, with a certificate for `host` from this CA
 
     def connect(self, database: str | None = None, **options: Any) -> pymysql.Connection[Any]:
-        """A connection in autocommit mode unless `options` say otherwise."""
+        """A connection in autocommit mode unless `options` say otherwise; TLS, verified, to a TLS server."""
         settings: dict[str, Any] = {"autocommit": True} | options
+        if self.ca is not None:
+            settings.setdefault("ssl", ssl.create_default_context(cafile=str(self.ca)))
         return pymysql.connect(
             host=self.host,
             port=self.port,
@@ -61,7 +70,7 @@ class DatabaseEndpoint:
         )
 
     def env(self, database: str) -> dict[str, str]:
-        return database_env(self.host, self.port, database, self.user, self.password)
+        return database_env(self.host, self.port, database, self.user, self.password, self.ca)
 
 
 class MariaDB:
@@ -69,8 +78,17 @@ class MariaDB:
 
     host = "127.0.0.1"
 
-    def __init__(self, port: int, datadir: Path, server_id: int = 1, name: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        datadir: Path,
+        server_id: int = 1,
+        name: str | None = None,
+        tls: ServerCertificates | None = None,
+    ) -> None:
+        """`tls`: accept TLS connections only, presenting this certificate (none: plain TCP)."""
         self.port = port
+        self.tls = tls
         self.datadir = Path(datadir)
         self.server_id = server_id
         self.name = name or f"mariadb-{port}"
@@ -82,8 +100,11 @@ class MariaDB:
 
     @property
     def endpoint(self) -> DatabaseEndpoint:
-        """Root over TCP (root has no password in these throwaway instances)."""
-        return DatabaseEndpoint(self.host, self.port)
+        """Root over TCP (root has no password in these throwaway instances), by the certificate's name
+        and verifying it when the server speaks TLS."""
+        if self.tls is None:
+            return DatabaseEndpoint(self.host, self.port)
+        return DatabaseEndpoint(self.tls.host, self.port, ca=self.tls.ca)
 
     def start(self, timeout: float = 30, as_replica: bool = False) -> None:
         """Start the server (initialising an empty data directory first) and wait until it answers.
@@ -179,7 +200,18 @@ class MariaDB:
             "--rpl-semi-sync-master-timeout=2000",
             f"--read-only={'ON' if as_replica else 'OFF'}",
             f"--init-rpl-role={'SLAVE' if as_replica else 'MASTER'}",
+            *self._tls_options(),
             *self._user_option(),
+        ]
+
+    def _tls_options(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            f"--ssl-ca={self.tls.ca}",
+            f"--ssl-cert={self.tls.certificate}",
+            f"--ssl-key={self.tls.key}",
+            "--require-secure-transport=ON",
         ]
 
     @staticmethod
@@ -196,13 +228,16 @@ class MariaDB:
 
 
 @contextmanager
-def throwaway_mariadb(name: str, attempts: int = 3) -> Iterator[MariaDB]:
-    """A MariaDB on a free port with its own data directory, removed afterwards (never a shared server)."""
+def throwaway_mariadb(
+    name: str, attempts: int = 3, tls: ServerCertificates | None = None
+) -> Iterator[MariaDB]:
+    """A MariaDB on a free port with its own data directory, removed afterwards (never a shared server);
+    with `tls`, it accepts TLS connections only."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     try:
         for attempt in range(1, attempts + 1):
             # Another process may take the free port before the server binds it: draw another.
-            server = MariaDB(port=free_port(), datadir=workdir / "data", name=name)
+            server = MariaDB(port=free_port(), datadir=workdir / "data", name=name, tls=tls)
             try:
                 server.start()
                 break

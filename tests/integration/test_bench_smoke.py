@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = {"producer", "consumer", "reader", "migrator"}
 SCALAR_KEYS = {
     "consumer_rows_per_s",
+    "invariant_ceiling_rows_per_s",
+    "consumer_vs_invariant_ceiling",
     "ceiling_rows_per_s",
     "consumer_vs_ceiling",
     "naive_rows_per_s",
@@ -55,4 +57,4 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
         assert set(report[key]) == FUNCTIONS, (key, report[key])
         assert all(is_number(value) for value in report[key].values()), (key, report[key])
     # The run ends with the summary table.
-    assert any(line.startswith("consumer_vs_ceiling") for line in result.stdout.splitlines())
+    assert any(line.startswith("consumer_vs_invariant_ceiling") for line in result.stdout.splitlines())

@@ -1,4 +1,4 @@
-"""The child-process lifecycle the local servers share, and the SQS emulator started through it."""
+"""The child-process lifecycle the local servers share, and the SQS emulator and moto's server on it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from local.servers import SqsEmulator, free_port, sqs_client
+from local.servers.moto_server import moto_server
 from local.servers.process import ServerProcess
 
 
@@ -80,3 +81,17 @@ def test_the_emulator_restarted_on_its_data_answers_on_its_new_port(tmp_path: Pa
     finally:
         second.stop()
     assert not second.is_running()
+
+
+def test_motos_server_serves_secrets_manager_until_stopped(tmp_path: Path) -> None:
+    # GIVEN moto's server started as a child process on a free port
+    with moto_server(tmp_path) as server:
+        secrets = server.secrets_manager()
+        # WHEN a secret is stored and read back over HTTP
+        secrets.create_secret(Name="database", SecretString='{"host": "db.local"}')
+        value = secrets.get_secret_value(SecretId="database")["SecretString"]
+        # THEN it answers with what was stored
+        assert value == '{"host": "db.local"}'
+        assert server.process.is_running()
+    # AND once the block is left, nothing is left running
+    assert not server.process.is_running()

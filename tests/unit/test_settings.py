@@ -7,6 +7,7 @@ import pytest
 from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, fail_fast_config, worst_case_s
 from ingest.config import (
+    AMAZON_TRUST_ROOTS,
     ConfigurationError,
     ConsumerSettings,
     DbAuth,
@@ -84,6 +85,15 @@ def test_the_reader_needs_its_database():
     with pytest.raises(ConfigurationError, match="DB_HOST is required"):
         ReaderSettings.from_env({"DB_USER": "u", "AWS_REGION": "us-east-1"})
     assert ReaderSettings.from_env(DATABASE).database.port == 3306
+
+
+def test_tls_trusts_the_shipped_amazon_roots_unless_told_another_bundle():
+    # GIVEN the functions' settings without DB_CA_BUNDLE (as template.yaml deploys them) THEN the
+    # shipped Amazon roots; GIVEN a bundle (a local CA) THEN that one
+    assert ReaderSettings.from_env(DATABASE).database.ca_bundle == AMAZON_TRUST_ROOTS
+    assert AMAZON_TRUST_ROOTS.is_file()
+    local = ReaderSettings.from_env(DATABASE | {"DB_CA_BUNDLE": "/etc/ssl/local-ca.pem"})
+    assert str(local.database.ca_bundle) == "/etc/ssl/local-ca.pem"
 
 
 def test_the_migrator_needs_the_users_it_creates():

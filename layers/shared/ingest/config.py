@@ -52,7 +52,7 @@ class DbAuth(StrEnum):
 
 
 class DbTls(StrEnum):
-    VERIFY = "verify"  # certificate chain and host name verified against AMAZON_TRUST_ROOTS
+    VERIFY = "verify"  # certificate chain and host name verified against DB_CA_BUNDLE (AMAZON_TRUST_ROOTS)
     OFF = "off"  # plain TCP (local stack only)
 
 
@@ -99,6 +99,8 @@ class DatabaseSettings(EnvironmentSettings):
     user: str = Field(validation_alias="DB_USER")
     auth: DbAuth = Field(DbAuth.IAM, validation_alias="DB_AUTH")
     tls: DbTls = Field(DbTls.VERIFY, validation_alias="DB_TLS")
+    # The roots DB_TLS=verify trusts: Amazon's in AWS; a local CA for a local server that speaks TLS.
+    ca_bundle: Path = Field(AMAZON_TRUST_ROOTS, validation_alias="DB_CA_BUNDLE")
     connect_timeout: float = Field(3.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT")
     # Each read or write of the socket: a database that vanished without a reset must not hold the
     # caller until its function times out (ingest.connection.worst_case_s adds them up).

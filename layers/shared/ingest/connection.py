@@ -6,11 +6,10 @@ import contextlib
 import ssl
 import time
 from functools import cache, cached_property
-from pathlib import Path
 
 import pymysql
 
-from ingest.config import AMAZON_TRUST_ROOTS, DatabaseSettings, DbAuth, DbTls
+from ingest.config import DatabaseSettings, DbAuth, DbTls
 
 # Server errors that mean "not now" rather than "never": the instance is shutting down or restarting,
 # read-only during a failover, the connection was cut, or a lock a later attempt will not meet.
@@ -73,15 +72,9 @@ class Database:
     (no pinning); transactions are explicit (BEGIN ... COMMIT) on a server-default autocommit session.
     """
 
-    def __init__(
-        self,
-        settings: DatabaseSettings,
-        trust_roots: Path = AMAZON_TRUST_ROOTS,
-        select_database: bool = True,
-    ) -> None:
+    def __init__(self, settings: DatabaseSettings, select_database: bool = True) -> None:
         self.settings = settings
         self._select_database = select_database
-        self._trust_roots = trust_roots
         self._connection: pymysql.Connection | None = None
         # Wall clock, not monotonic: it must count the time a frozen Lambda container was suspended.
         self._last_used = 0.0
@@ -91,7 +84,7 @@ class Database:
         if self.settings.tls is DbTls.OFF:
             return None
         # create_default_context: CERT_REQUIRED and check_hostname, TLS 1.2 or later.
-        return ssl.create_default_context(cafile=str(self._trust_roots))
+        return ssl.create_default_context(cafile=str(self.settings.ca_bundle))
 
     def _password(self) -> str:
         if self.settings.auth is DbAuth.IAM:

@@ -83,11 +83,11 @@ class QueueMessage(BaseModel):
     accepted_at: Annotated[int, Field(gt=0, description="producer clock, microseconds since the epoch")]
     payload: dict[str, Any]
 
-    @property
-    def accepted_at_datetime(self) -> datetime:
-        """accepted_at as a naive UTC datetime, the form DATETIME(6) columns take."""
-        seconds, micros = divmod(self.accepted_at, 1_000_000)
-        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros, tzinfo=None)
+
+def naive_utc(microseconds: int) -> datetime:
+    """Microseconds since the epoch as a naive UTC datetime, the form DATETIME(6) columns take."""
+    seconds, micros = divmod(microseconds, 1_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros, tzinfo=None)
 
 
 class Accepted(BaseModel):

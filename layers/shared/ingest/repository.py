@@ -8,12 +8,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import pymysql
 
 from ingest.console import RunSummary
-from ingest.models import CommittedRecord, CustomerProfile, QueueMessage
+from ingest.models import CommittedRecord, CustomerProfile, QueueMessage, naive_utc
 
 
 @dataclass(frozen=True)
@@ -54,20 +55,40 @@ _UPSERT_CUSTOMERS = (
 )
 
 
+def record_row(
+    request_id: str, customer_id: str, payload: dict[str, Any], accepted_at: int
+) -> tuple[str, str, str, datetime]:
+    """The parameters of one record in records_insert: the payload as compact JSON, accepted_at
+    (microseconds since the epoch) as DATETIME(6)."""
+    return (request_id, customer_id, _json(payload), naive_utc(accepted_at))
+
+
+# One statement text per batch size (a batch holds 1 to 10 records): built once, not per batch.
+@cache
+def records_insert(rows: int) -> str:
+    """The ledger INSERT of `rows` records, each (request_id, customer_id, payload, accepted_at)."""
+    return _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * rows))
+
+
+@cache
+def profiles_upsert(request_ids: int) -> str:
+    """The profile upsert from the ledger rows of `request_ids` request ids."""
+    return _UPSERT_CUSTOMERS.format(ids=", ".join(["%s"] * request_ids))
+
+
 def store_batch(connection: pymysql.Connection, messages: Sequence[QueueMessage]) -> StoreResult:
     """Store the messages in one transaction: all of them or, on any error, none."""
     if not messages:
         return StoreResult(inserted=0, duplicates=0)
-    record_rows = [(m.request_id, m.customer_id, _json(m.payload), m.accepted_at_datetime) for m in messages]
+    record_rows = [record_row(m.request_id, m.customer_id, m.payload, m.accepted_at) for m in messages]
     request_ids = [m.request_id for m in messages]
     connection.begin()
     try:
         with connection.cursor() as cursor:
             inserted = cursor.execute(
-                _INSERT_RECORDS.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(record_rows))),
-                [value for row in record_rows for value in row],
+                records_insert(len(record_rows)), [value for row in record_rows for value in row]
             )
-            cursor.execute(_UPSERT_CUSTOMERS.format(ids=", ".join(["%s"] * len(request_ids))), request_ids)
+            cursor.execute(profiles_upsert(len(request_ids)), request_ids)
         connection.commit()
     except BaseException:
         _rollback_quietly(connection)

@@ -118,6 +118,8 @@ def test_each_api_function_publishes_a_version_on_every_change_behind_its_live_a
         version = alias["FunctionVersion"]["Fn::GetAtt"][0]
         assert deployed[version]["Type"] == "AWS::Lambda::Version"
         assert deployed[version]["Properties"]["FunctionName"] == {"Ref": function}
+        # A deploy deletes the version it replaces (and with it a snapshot that would still be billed)
+        assert deployed[version]["DeletionPolicy"] == "Delete"
 
 
 def test_the_api_invokes_the_aliases_and_may_invoke_nothing_else(deployed):

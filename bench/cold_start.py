@@ -1,16 +1,26 @@
-"""Cold start: the time to import each function's handler module in a fresh python3.13 process.
+"""Cold start: importing each function's handler module in a fresh python3.13 process, and then the
+first request of each API function.
 
 The process sees what a Lambda execution environment sees: the function's build output as the
 working directory (/var/task), the built layer's python/ directory next on sys.path (/opt/python),
-then the runtime's own packages (boto3 and its dependencies, nothing else: /var/runtime), taken
-from this interpreter's site-packages with their bytecode; `python -S` keeps the rest of
-site-packages out, as it is not on Lambda. The environment is the
-function's from template.yaml with AWS_LAMBDA_FUNCTION_NAME set, so Powertools' Tracer is active
-(Tracing: Active). Like Lambda's read-only /opt and /var/task, nothing may write bytecode caches:
-the figure is for the build as `make build` ships it (precompiled, unchecked-hash .pyc files), and a
-reference run shows plain `sam build` output, which has no .pyc, so that every cold start compiles
-the layer's modules from source. The figure is the median of 10 processes per function; one more
-run with `-X importtime` says which packages the time goes to.
+then the runtime's own packages (boto3 and its dependencies, and snapshot_restore_py, nothing else:
+/var/runtime), taken from this interpreter's site-packages with their bytecode; `python -S` keeps
+the rest of site-packages out, as it is not on Lambda. The environment is the function's from
+template.yaml plus what Lambda sets: AWS_LAMBDA_FUNCTION_NAME and LAMBDA_TASK_ROOT, the variable
+Powertools' Tracer and the X-Ray SDK look at, so tracing runs as `Tracing: Active` makes it run in
+Lambda (without LAMBDA_TASK_ROOT the X-Ray SDK builds a sampler with its own botocore client, ~90 ms
+that Lambda never pays). Like Lambda's read-only /opt and /var/task, nothing may write bytecode
+caches: the figure is for the build as `make build` ships it (precompiled, unchecked-hash .pyc
+files), and a reference run shows plain `sam build` output, which has no .pyc, so that every cold
+start compiles the layer's modules from source.
+
+cold_import_ms is the median of 10 processes per function. cold_import_top5 is where that time goes:
+`-X importtime` in the same layout, each module's own time summed per top-level package (the
+handler's own line, `app`, includes what it runs at import, such as creating its AWS client), the
+median of 3 runs. first_request_ms is what the first caller of a new execution environment waits
+for, less Lambda's own start: the import, then the handler's first request (its first SQS call, to
+the project's SQS emulator, for the producer; its first connection and query, to a throwaway MariaDB
+with the schema, for the reader), with X-Ray tracing the request; the median of 5 processes.
 """
 
 from __future__ import annotations
@@ -25,11 +35,15 @@ import sys
 import sysconfig
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.artifacts import FUNCTIONS, LAYER, build_dir
-from bench.common import median, progress
-from local.template import shared_values
+from bench.common import create_database, median, progress
+from local.servers import SqsEmulator, free_port, throwaway_mariadb
+from local.stack_queues import create_queues
+from local.template import REPO_ROOT, Template, shared_values
 
 PROBE = (
     "import time\n"
@@ -37,6 +51,34 @@ PROBE = (
     "import app\n"
     "print((time.perf_counter_ns() - started) / 1e6)\n"
 )
+# The import and the first request of an event (argv[1]) in one process; prints the time and the status.
+FIRST_REQUEST_PROBE = """\
+import json, sys, time
+event = json.loads(sys.argv[1])
+
+class Context:
+    function_name = "bench"
+    function_version = "1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench:live"
+    memory_limit_in_mb = 512
+    aws_request_id = "00000000-0000-4000-8000-000000000001"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self):
+        return 10_000
+
+started = time.perf_counter_ns()
+import app
+response = app.handler(event, Context())
+print(json.dumps({"ms": (time.perf_counter_ns() - started) / 1e6, "status": response["statusCode"]}))
+"""
+TRACE_ROOT = "1-6741a2b0-0123456789abcdef01234567"
+# The API functions' first requests: the sample event, and the status that shows it did its work.
+FIRST_REQUESTS = {
+    "producer": ("producer-valid-post.json", 202),  # accepted once the emulator has the message
+    "reader": ("reader-get-customer-not-found.json", 404),  # after a query of the (empty) database
+}
 DB = {
     "DB_HOST": "proxy.proxy-abc123.us-east-1.rds.amazonaws.com",
     "DB_PORT": "3306",
@@ -64,7 +106,16 @@ FUNCTION_ENV = {
         "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-user-AbCdEf",
     },
 }
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six.py",
+    "snapshot_restore_py.py",  # SnapStart's runtime hooks
+)
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
@@ -107,6 +158,8 @@ def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) 
         "PYTHONPATH": os.pathsep.join((str(function_dir), str(overlay), str(layer_dir), str(runtime))),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_LAMBDA_FUNCTION_NAME": f"customer-ingest-{logical_id}",
+        "LAMBDA_TASK_ROOT": str(function_dir),
+        "LAMBDA_RUNTIME_DIR": str(runtime),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_REGION": "us-east-1",
@@ -129,22 +182,88 @@ def import_ms(env: dict[str, str], cwd: Path) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def import_breakdown(env: dict[str, str], cwd: Path, top: int = 5) -> list[tuple[str, float]]:
-    """Milliseconds of own import time per top-level package, largest first."""
+def import_breakdown(env: dict[str, str], cwd: Path, runs: int, top: int = 5) -> dict[str, float]:
+    """Milliseconds of own import time per top-level package (median of `runs`), the `top` largest."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-S", "-X", "importtime", "-c", "import app"],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"importing the handler failed:\n{result.stderr[-3000:]}")
+        totals: dict[str, float] = defaultdict(float)
+        for line in result.stderr.splitlines():
+            match = _IMPORTTIME.match(line)
+            if match:
+                totals[match.group(4).split(".")[0]] += int(match.group(1)) / 1000
+        for package, ms in totals.items():
+            samples[package].append(ms)
+    medians = {package: median(values + [0.0] * (runs - len(values))) for package, values in samples.items()}
+    largest = sorted(medians.items(), key=lambda item: item[1], reverse=True)[:top]
+    return {package: round(ms, 1) for package, ms in largest}
+
+
+def first_request(env: dict[str, str], cwd: Path, event: str, expected_status: int) -> float:
     result = subprocess.run(
-        [sys.executable, "-S", "-X", "importtime", "-c", "import app"],
+        [sys.executable, "-S", "-c", FIRST_REQUEST_PROBE, event],
         env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
-    totals: dict[str, float] = defaultdict(float)
-    for line in result.stderr.splitlines():
-        match = _IMPORTTIME.match(line)
-        if match:
-            totals[match.group(4).split(".")[0]] += int(match.group(1)) / 1000
-    return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top]
+    if result.returncode != 0:
+        raise RuntimeError(f"the first request failed:\n{result.stderr[-3000:]}")
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    if outcome["status"] != expected_status:
+        raise RuntimeError(f"the first request answered {outcome['status']}, not {expected_status}")
+    return float(outcome["ms"])
+
+
+@contextmanager
+def api_backends(workdir: Path) -> Iterator[dict[str, dict[str, str]]]:
+    """The SQS emulator with the template's queues and a MariaDB with the schema, as each API function's
+    environment points at them; X-Ray's segments go to a local port nobody reads."""
+    emulator = SqsEmulator(workdir / "sqs")
+    emulator.start()
+    try:
+        queues = create_queues(emulator.endpoint, Template())
+        with throwaway_mariadb("bench-first-request") as server:
+            database = shared_values().database_name
+            create_database(server.endpoint, database)
+            tracing = {
+                "_X_AMZN_TRACE_ID": f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1",
+                "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
+            }
+            yield {
+                "producer": tracing
+                | {"QUEUE_URL": queues.queue_url, "AWS_ENDPOINT_URL_SQS": emulator.endpoint},
+                "reader": tracing | server.endpoint.env(database),
+            }
+    finally:
+        emulator.stop()
+
+
+def measure_first_requests(built: Path, processes: int) -> dict[str, float]:
+    results = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-first-request-") as workdir,
+        api_backends(Path(workdir)) as backends,
+    ):
+        for name, (event_file, status) in FIRST_REQUESTS.items():
+            logical_id = FUNCTIONS[name]
+            function_dir = built / logical_id
+            env = lambda_env(name, logical_id, function_dir, built / LAYER / "python") | backends[name]
+            event = (REPO_ROOT / "events" / event_file).read_text()
+            results[name] = median(
+                [first_request(env, function_dir, event, status) for _ in range(processes)]
+            )
+    return results
 
 
 def source_only_copy(built: Path, workdir: Path) -> Path:
@@ -189,15 +308,20 @@ def run(quick: bool = False) -> dict:
     processes = 1 if quick else 10
     built = build_dir()
     cold = measure(built, processes, warm_up=not quick)
-    for name, logical_id in ({} if quick else FUNCTIONS).items():
+    top5 = {}
+    for name, logical_id in FUNCTIONS.items():
         env = lambda_env(name, logical_id, built / logical_id, built / LAYER / "python")
-        breakdown = ", ".join(
-            f"{package} {ms:.0f}" for package, ms in import_breakdown(env, built / logical_id)
-        )
+        top5[name] = import_breakdown(env, built / logical_id, runs=1 if quick else 3)
+        breakdown = ", ".join(f"{package} {ms:.0f}" for package, ms in top5[name].items())
         progress(
             f"  {name}: {cold[name]:.0f} ms as `make build` ships it; own import time by package (ms): "
             + breakdown
         )
+    first = measure_first_requests(built, processes=1 if quick else 5)
+    progress(
+        "  first request (import + first call): "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in first.items())
+    )
     if not quick:
         progress(
             f"  for reference, `import boto3` alone (the runtime's, with .pyc): {boto3_floor(built):.0f} ms"
@@ -208,7 +332,11 @@ def run(quick: bool = False) -> dict:
             "  as plain `sam build` ships it (no .pyc): "
             + ", ".join(f"{name} {ms:.0f} ms" for name, ms in source_only.items())
         )
-    return {"cold_import_ms": {name: round(ms, 1) for name, ms in cold.items()}}
+    return {
+        "cold_import_ms": {name: round(ms, 1) for name, ms in cold.items()},
+        "cold_import_top5": top5,
+        "first_request_ms": {name: round(ms, 1) for name, ms in first.items()},
+    }
 
 
 if __name__ == "__main__":

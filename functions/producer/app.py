@@ -3,7 +3,6 @@
 from http import HTTPStatus
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
@@ -11,10 +10,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.api import RequestError, Unavailable
-from ingest.clients import fail_fast_config
+from ingest.clients import aws_client, fail_fast_config, forget_credentials
 from ingest.config import ProducerSettings
 from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_document, json_response, register_error_handlers
+from ingest.snapstart import register_after_restore, reseed_random
 
 # The function's Timeout in template.yaml (a unit test keeps the two equal), well inside API Gateway's
 # 29 s. The SQS call must end a second before it, so that a 503 with Retry-After still goes out.
@@ -27,13 +27,28 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
 settings = ProducerSettings.from_env()
-# Fail fast when SQS does not answer: a 503 with Retry-After before the function times out, instead
-# of boto3's default of several attempts (seconds per request while SQS is away, which piles up
-# concurrent executions until requests time out with a 502/504 the client cannot retry safely).
-producer = Producer(
-    queue_url=settings.queue_url,
-    sqs=boto3.client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S - ANSWER_MARGIN_S)),
-)
+
+
+def sqs_client() -> Any:
+    # Fail fast when SQS does not answer: a 503 with Retry-After before the function times out, instead
+    # of boto3's default of several attempts (seconds per request while SQS is away, which piles up
+    # concurrent executions until requests time out with a 502/504 the client cannot retry safely).
+    return aws_client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S - ANSWER_MARGIN_S))
+
+
+producer = Producer(queue_url=settings.queue_url, sqs=sqs_client())
+
+
+@register_after_restore
+def after_restore() -> None:
+    """SnapStart: a client of this environment's own, signing with the credentials Lambda gives it now.
+
+    Request ids made from an Idempotency-Key stay the same in every environment on purpose
+    (ingest.producer.IDEMPOTENCY_NAMESPACE is a constant): a retry must name the same request.
+    """
+    reseed_random()
+    forget_credentials()
+    producer.sqs = sqs_client()
 
 
 @app.post("/customers")

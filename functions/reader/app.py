@@ -9,10 +9,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ingest.clients import forget_credentials
 from ingest.config import ReaderSettings
-from ingest.connection import Database
+from ingest.connection import Database, forget_token_signer
 from ingest.reader import Reader
 from ingest.rest import json_response, register_error_handlers
+from ingest.snapstart import register_after_restore, reseed_random
 
 logger = Logger()
 tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
@@ -20,6 +22,15 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 register_error_handlers(app)
 reader = Reader(Database(ReaderSettings.from_env().database))
+
+
+@register_after_restore
+def after_restore() -> None:
+    """SnapStart: no connection or IAM token signer carried over from the snapshot into this environment."""
+    reseed_random()
+    reader.database.discard()
+    forget_credentials()
+    forget_token_signer()
 
 
 @app.get("/customers/<customer_id>")

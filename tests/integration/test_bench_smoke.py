@@ -28,6 +28,7 @@ SCALAR_KEYS = {
     "layer_bytes",
 }
 PER_FUNCTION_KEYS = {"cold_import_ms", "function_bytes"}
+API_FUNCTIONS = {"producer", "reader"}
 
 
 def is_number(value: object) -> bool:
@@ -50,11 +51,21 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
 
     sqs_keys = {key for key in report if key.startswith("sqs_")}
     assert sqs_keys, "bench/sqs.py's figures are missing"
-    assert set(report) == SCALAR_KEYS | PER_FUNCTION_KEYS | sqs_keys
+    assert (
+        set(report) == SCALAR_KEYS | PER_FUNCTION_KEYS | {"cold_import_top5", "first_request_ms"} | sqs_keys
+    )
     for key in SCALAR_KEYS | sqs_keys:
         assert is_number(report[key]), (key, report[key])
     for key in PER_FUNCTION_KEYS:
         assert set(report[key]) == FUNCTIONS, (key, report[key])
         assert all(is_number(value) for value in report[key].values()), (key, report[key])
+    # Five packages per function, each with its milliseconds of import time
+    assert set(report["cold_import_top5"]) == FUNCTIONS
+    for packages in report["cold_import_top5"].values():
+        assert len(packages) == 5
+        assert all(isinstance(name, str) and is_number(ms) for name, ms in packages.items()), packages
+    # The first request of each API function (import, client, first SQS or database call) was timed
+    assert set(report["first_request_ms"]) == API_FUNCTIONS
+    assert all(is_number(ms) for ms in report["first_request_ms"].values()), report["first_request_ms"]
     # The run ends with the summary table.
     assert any(line.startswith("consumer_vs_invariant_ceiling") for line in result.stdout.splitlines())

@@ -4,11 +4,20 @@ boto3's defaults (several attempts, 60-second timeouts) keep a function waiting 
 a service is away; these clients use short timeouts and only as many attempts as fit in the
 caller's limit, so the caller can act on the error (a 503 with Retry-After, a record left in the
 queue) before its own time is up.
+
+They are botocore clients made from one botocore session: boto3's `boto3.client` makes the same
+client, but importing boto3 also imports s3transfer, which no function uses (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-from botocore.config import Config
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+# botocore is imported where a client is made: the reader imports this module and uses no AWS client.
+if TYPE_CHECKING:
+    import botocore.session
+    from botocore.config import Config
 
 MAX_ATTEMPTS = 3  # the first try and two retries
 # SQS answers in tens of milliseconds; an attempt that takes seconds is better abandoned and retried.
@@ -26,6 +35,8 @@ def worst_case_s(attempts: int) -> float:
 
 def fail_fast_config(within_s: float) -> Config:
     """The botocore Config of the functions' clients: every call ends within `within_s` seconds."""
+    from botocore.config import Config
+
     attempts = [count for count in range(1, MAX_ATTEMPTS + 1) if worst_case_s(count) <= within_s]
     if not attempts:
         raise ValueError(f"one AWS call may take {worst_case_s(1)} s, more than the {within_s} s it has")
@@ -34,3 +45,20 @@ def fail_fast_config(within_s: float) -> Config:
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
     )
+
+
+def aws_client(service: str, config: Config | None = None, region: str | None = None) -> Any:
+    """A low-level client of `service` (what boto3.client returns), credentials from the environment."""
+    return _session().create_client(service, region_name=region, config=config)
+
+
+def forget_credentials() -> None:
+    """Make the next aws_client read its credentials again: the session keeps the first ones it found."""
+    _session.cache_clear()
+
+
+@cache
+def _session() -> botocore.session.Session:
+    import botocore.session
+
+    return botocore.session.get_session()

@@ -6,6 +6,8 @@ import contextlib
 import ssl
 import time
 from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -88,7 +90,7 @@ class Database:
 
     def _password(self) -> str:
         if self.settings.auth is DbAuth.IAM:
-            return _iam_auth_token(self.settings)
+            return iam_auth_token(self.settings)
         password = self.settings.password
         return password.get_secret_value() if password is not None else ""
 
@@ -158,13 +160,20 @@ def settings_label(settings: DatabaseSettings) -> str:
 
 
 @cache
-def _rds_client(region: str | None):
-    import boto3
+def _rds_client(region: str | None) -> Any:
+    # Imported here: a function with password authentication (the local stack) never needs it.
+    from ingest.clients import aws_client
 
-    return boto3.client("rds", region_name=region)
+    return aws_client("rds", region=region)
 
 
-def _iam_auth_token(settings: DatabaseSettings) -> str:
+def forget_token_signer() -> None:
+    """Sign the next IAM token with a new client, and so with the credentials the environment has now."""
+    _rds_client.cache_clear()
+
+
+def iam_auth_token(settings: DatabaseSettings) -> str:
+    """The password a login with DB_AUTH=iam sends."""
     # Signed locally with the function's credentials (SigV4, valid 15 minutes): no network call.
     return _rds_client(settings.region).generate_db_auth_token(
         DBHostname=settings.host, Port=settings.port, DBUsername=settings.user, Region=settings.region

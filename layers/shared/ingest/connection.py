@@ -6,7 +6,6 @@ import contextlib
 import ssl
 import time
 from functools import cache, cached_property
-from pathlib import Path
 from typing import Any
 
 import pymysql

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -78,13 +77,10 @@ class AwsBackend:
 
     name: Literal["local", "aws"] = "aws"  # the protocol's type: its attribute is writable
 
-    def __init__(
-        self, settings: ConsoleSettings, rds: Any, sqs: Any, trust_roots: Path = AMAZON_RDS_ROOTS
-    ) -> None:
+    def __init__(self, settings: ConsoleSettings, rds: Any, sqs: Any) -> None:
         self.settings = settings
         self.rds = rds
         self.sqs = sqs
-        self._trust_roots = trust_roots
         # One connection per endpoint, kept by the container like the other functions' (ingest.connection).
         self._databases: dict[tuple[str, int], Database] = {}
 
@@ -169,7 +165,8 @@ class AwsBackend:
     def _database(self, settings: DatabaseSettings) -> Database:
         key = (settings.host, settings.port)
         if key not in self._databases:
-            self._databases[key] = Database(settings, trust_roots=self._trust_roots)
+            # Aurora's own endpoints present RDS's certificates, not RDS Proxy's ACM ones.
+            self._databases[key] = Database(settings.model_copy(update={"ca_bundle": AMAZON_RDS_ROOTS}))
         return self._databases[key]
 
     def _rows_per_instance(self, members: list[aurora.Member], prefix: str) -> dict[str, int | None]:

@@ -23,6 +23,7 @@ PARTS = {
     "write": ("bench.write_path", "consumer vs ceiling vs naive write path (throwaway MariaDB)"),
     "producer": ("bench.producer", "producer handler per request (SQS stubbed)"),
     "drain": ("bench.drain", "20,000-record backlog drained by the local stack"),
+    "recovery": ("bench.recovery", "first commit after 45 s and 5 min database outages (local stack)"),
     "sqs": ("bench.sqs", "local SQS emulator (and moto's server for comparison)"),
     "sizes": ("bench.sizes", "sam build: layer and function sizes"),
     "cold": ("bench.cold_start", "cold import of each handler in a fresh python3.13"),
@@ -33,6 +34,7 @@ TARGETS = {
     "consumer_vs_naive": (">= 10", lambda v: v >= 10),
     "producer_us_p99": ("< 2,000 us", lambda v: v < 2_000),
     "cold_import_ms": ("< 300 ms each", lambda v: all(ms < 300 for ms in v.values())),
+    "recovery_first_commit_s": ("< 30 s each", lambda v: all(s < 30 for s in v.values())),
 }
 DEFAULT_OUTPUT = REPO_ROOT / "reports" / "bench.json"
 

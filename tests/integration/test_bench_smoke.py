@@ -26,6 +26,8 @@ SCALAR_KEYS = {
     "layer_bytes",
 }
 PER_FUNCTION_KEYS = {"cold_import_ms", "function_bytes"}
+# Seconds per outage length (the quick run has one short outage).
+PER_OUTAGE_KEYS = {"recovery_first_commit_s"}
 
 
 def is_number(value: object) -> bool:
@@ -48,11 +50,14 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
 
     sqs_keys = {key for key in report if key.startswith("sqs_")}
     assert sqs_keys, "bench/sqs.py's figures are missing"
-    assert set(report) == SCALAR_KEYS | PER_FUNCTION_KEYS | sqs_keys
+    assert set(report) == SCALAR_KEYS | PER_FUNCTION_KEYS | PER_OUTAGE_KEYS | sqs_keys
     for key in SCALAR_KEYS | sqs_keys:
         assert is_number(report[key]), (key, report[key])
     for key in PER_FUNCTION_KEYS:
         assert set(report[key]) == FUNCTIONS, (key, report[key])
+        assert all(is_number(value) for value in report[key].values()), (key, report[key])
+    for key in PER_OUTAGE_KEYS:
+        assert report[key], key
         assert all(is_number(value) for value in report[key].values()), (key, report[key])
     # The run ends with the summary table.
     assert any(line.startswith("consumer_vs_ceiling") for line in result.stdout.splitlines())

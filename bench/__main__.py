@@ -23,6 +23,7 @@ PARTS = {
     "write": ("bench.write_path", "consumer vs ceilings vs naive write path (throwaway MariaDB, TLS)"),
     "producer": ("bench.producer", "producer handler per request (SQS stubbed)"),
     "drain": ("bench.drain", "20,000-record backlog drained by the local stack"),
+    "recovery": ("bench.recovery", "first commit after 45 s and 5 min database outages (local stack)"),
     "sqs": ("bench.sqs", "local SQS emulator (and moto's server for comparison)"),
     "sizes": ("bench.sizes", "sam build: layer and function sizes"),
     "cold": ("bench.cold_start", "cold import of each handler in a fresh python3.13"),
@@ -39,6 +40,7 @@ TARGETS = {
         "<= 300 ms API, 450 ms others",
         lambda v: all(ms <= COLD_IMPORT_TARGET_MS[name] for name, ms in v.items()),
     ),
+    "recovery_first_commit_s": ("< 30 s each", lambda v: all(s < 30 for s in v.values())),
 }
 DEFAULT_OUTPUT = REPO_ROOT / "reports" / "bench.json"
 

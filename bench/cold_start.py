@@ -89,14 +89,14 @@ DB = {
 QUEUE = {"QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-CustomerQueue.fifo"}
 DEAD_LETTER_QUEUE = {
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-DeadLetterQueue.fifo",
-    "MAX_RECEIVE_COUNT": str(shared_values().max_receive_count),
+    "POISON_RECEIVE_COUNT": str(shared_values().poison_receive_count),
 }
 FUNCTION_ENV = {
     "producer": QUEUE,
     "consumer": QUEUE
     | DEAD_LETTER_QUEUE
     | DB
-    | {"DB_USER": "ingest_app", "RETRY_BASE_SECONDS": "5", "RETRY_MAX_SECONDS": "300"},
+    | {"DB_USER": "ingest_app", "RETRY_BASE_SECONDS": "5", "RETRY_MAX_SECONDS": "15"},
     "reader": DB | {"DB_USER": "ingest_app"},
     "migrator": DB
     | {

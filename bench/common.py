@@ -9,10 +9,12 @@ import statistics
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ingest.schema import apply_schema
-from local.servers import DatabaseEndpoint
+from local.servers import DatabaseEndpoint, PortInUseError, free_port
+from local.stack import Stack, StackOptions
 from local.template import shared_values
 from local.testdata import sqs_event, sqs_record
 
@@ -36,6 +38,29 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
+
+
+def stack_on_free_ports(workdir: Path) -> Stack:
+    """A local stack (not started) on free ports, its data in `workdir`."""
+    for attempt in range(3):
+        ports = [free_port() for _ in range(5)]
+        stack = Stack(
+            StackOptions(
+                api_port=ports[0],
+                writer_port=ports[1],
+                replica_port=ports[2],
+                proxy_port=ports[3],
+                sqs_port=ports[4],
+                workdir=workdir,
+            )
+        )
+        try:
+            stack._preflight()
+            return stack
+        except (PortInUseError, ValueError):  # a free port taken meanwhile, or two alike: draw again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 # ---- the database -------------------------------------------------------------------------------

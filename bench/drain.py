@@ -22,9 +22,9 @@ from typing import Any
 
 import boto3
 
-from bench.common import median, progress, queue_messages
-from local.servers import PortInUseError, free_port, sqs_client
-from local.stack import DATABASE, Stack, StackOptions
+from bench.common import median, progress, queue_messages, stack_on_free_ports
+from local.servers import sqs_client
+from local.stack import DATABASE, Stack
 
 
 class FirstReceive:
@@ -85,24 +85,7 @@ def wait_for(stack: Stack, database: str, count: int, timeout: float) -> float:
 def run(quick: bool = False) -> dict:
     repetitions, backlog = (1, 500) if quick else (3, 20_000)
     workdir = Path(tempfile.mkdtemp(prefix="bench-drain-"))
-    for attempt in range(3):
-        ports = [free_port() for _ in range(5)]
-        stack = Stack(
-            StackOptions(
-                api_port=ports[0],
-                writer_port=ports[1],
-                replica_port=ports[2],
-                proxy_port=ports[3],
-                sqs_port=ports[4],
-                workdir=workdir,
-            )
-        )
-        try:
-            stack._preflight()
-            break
-        except (PortInUseError, ValueError):  # a free port taken meanwhile, or two alike: draw again
-            if attempt == 2:
-                raise
+    stack = stack_on_free_ports(workdir)
     first_receive = FirstReceive()
     session = boto3._get_default_session()  # the poller's clients come from boto3's default session
     session.events.register("after-call.sqs.ReceiveMessage", first_receive)

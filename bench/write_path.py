@@ -205,7 +205,7 @@ def load_consumer(server: DatabaseEndpoint) -> ModuleType:
     queues = {
         "QUEUE_URL": QUEUE_URL,
         "DEAD_LETTER_QUEUE_URL": QUEUE_URL,
-        "MAX_RECEIVE_COUNT": str(shared_values().max_receive_count),
+        "POISON_RECEIVE_COUNT": str(shared_values().poison_receive_count),
     }
     env = LAMBDA_ENV | server.env(DATABASE) | queues | {"POWERTOOLS_TRACE_DISABLED": "true"}
     os.environ.update(env)  # the handler reads its settings at import, as in Lambda

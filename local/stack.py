@@ -64,7 +64,7 @@ class StackOptions:
     sqs_port: int = 9324
     workdir: Path | None = None  # a fresh temporary directory when None
     template_path: Path = TEMPLATE_PATH
-    max_receive_count: int | None = None  # the template's when None
+    poison_receive_count: int | None = None  # the template's when None
     visibility_timeout: int | None = None  # the template's when None
     consumer_concurrency: int | None = None  # the template's ConsumerMaxConcurrency default when None
     log_level: str = "INFO"  # the handlers' POWERTOOLS_LOG_LEVEL
@@ -230,9 +230,7 @@ class Stack:
         elif self.external_sqs is not None:
             endpoint = self.external_sqs
             log.info("using the SQS endpoint %s (INGEST_SQS_ENDPOINT)", endpoint)
-        self._queues = create_queues(
-            endpoint, self.template, self.options.max_receive_count, self.options.visibility_timeout
-        )
+        self._queues = create_queues(endpoint, self.template, self.options.visibility_timeout)
         log.info(
             "queues from %s: %s -> dead-letter queue after %d receives",
             self.template.path.name,
@@ -253,10 +251,17 @@ class Stack:
             "AWS_ENDPOINT_URL_SQS": self.queues.endpoint,
             "QUEUE_URL": self.queues.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.queues.dead_letter_url,
-            "MAX_RECEIVE_COUNT": str(self.queues.max_receive_count),
             **database_env(self.proxy.host, self.proxy.port, DATABASE, APP_USER, self.app_password),
             "DB_CONNECT_TIMEOUT": "2",
         }
+
+    def consumer_settings(self) -> dict[str, str]:
+        """The consumer's retry backoff and poison limit as the template deploys them (promises 5 and 6)."""
+        shared = self.template.shared_values()
+        poison_receives = self.options.poison_receive_count or shared.poison_receive_count
+        return self.template.function_variables(
+            "ConsumerFunction", "RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS"
+        ) | {"POISON_RECEIVE_COUNT": str(poison_receives)}
 
     def _start_consumers(self) -> None:
         concurrency = self.options.consumer_concurrency or self.template.consumer_max_concurrency()
@@ -264,7 +269,9 @@ class Stack:
             endpoint=self.queues.endpoint,
             queue_url=self.queues.queue_url,
             queue_arn=self.queues.queue_arn,
-            worker_environment=self.function_environment() | self.options.consumer_environment,
+            worker_environment=self.function_environment()
+            | self.consumer_settings()
+            | self.options.consumer_environment,
             concurrency=concurrency,
             function_timeout_s=self.template.function_timeout("ConsumerFunction"),
             logdir=self.workdir,

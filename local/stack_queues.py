@@ -30,13 +30,12 @@ class Queues:
 def create_queues(
     endpoint: str,
     template: Template,
-    max_receive_count: int | None = None,
     visibility_timeout: int | None = None,
 ) -> Queues:
     """CustomerDeadLetterQueue and CustomerQueue as template.yaml declares them (redrive included).
 
-    The overrides exist for the drill, to keep it short: a low `max_receive_count` for the poison
-    scenario, a short `visibility_timeout` so messages of a killed consumer come back within seconds.
+    The override exists for the drill, to keep it short: a short `visibility_timeout` so messages of
+    a killed consumer come back within seconds.
     """
     client = sqs_client(endpoint, retries=3)
     dead_letter = template.queue("CustomerDeadLetterQueue")
@@ -46,7 +45,7 @@ def create_queues(
     dead_letter_arn = _queue_arn(client, dead_letter_url)
 
     queue = template.queue("CustomerQueue")
-    receives = max_receive_count or template.max_receive_count("CustomerQueue")
+    receives = template.max_receive_count("CustomerQueue")
     attributes = dict(queue.attributes)
     if visibility_timeout is not None:
         attributes["VisibilityTimeout"] = str(visibility_timeout)

@@ -113,7 +113,8 @@ class SharedValues:
     service_name: str  # POWERTOOLS_SERVICE_NAME, the "service" dimension of every custom metric
     metrics_namespace: str  # POWERTOOLS_METRICS_NAMESPACE, the alarms' Namespace
     database_name: str  # the cluster's database and the functions' DB_NAME
-    max_receive_count: int  # the queue's RedrivePolicy and the consumer's MAX_RECEIVE_COUNT
+    max_receive_count: int  # the queue's RedrivePolicy: the receive budget of a database outage
+    poison_receive_count: int  # the consumer's POISON_RECEIVE_COUNT: when it sets poison aside
 
     @property
     def powertools_environment(self) -> dict[str, str]:
@@ -180,6 +181,7 @@ class Template:
             metrics_namespace=str(self.mapping_value("Shared", "Application", "MetricsNamespace")),
             database_name=str(self.mapping_value("Shared", "Database", "Name")),
             max_receive_count=int(self.mapping_value("Shared", "Queue", "MaxReceiveCount")),
+            poison_receive_count=int(self.mapping_value("Shared", "Queue", "PoisonReceiveCount")),
         )
 
     def api_definition(self, logical_id: str = "IngestApi") -> dict[str, Any]:
@@ -213,6 +215,14 @@ class Template:
         if not isinstance(policy, dict) or "maxReceiveCount" not in policy:
             raise TemplateError(f"{self.path}: {logical_id} has no RedrivePolicy.maxReceiveCount")
         return int(self.resolve(policy["maxReceiveCount"]))
+
+    def function_variables(self, logical_id: str, *names: str) -> dict[str, str]:
+        """Those environment variables of the function, as the template sets them."""
+        variables = self.resource_properties(logical_id).get("Environment", {}).get("Variables", {})
+        missing = [name for name in names if name not in variables]
+        if missing:
+            raise TemplateError(f"{self.path}: {logical_id} does not set {', '.join(missing)}")
+        return {name: str(self.resolve(variables[name])) for name in names}
 
     def consumer_max_concurrency(self) -> int:
         return int(self.parameter_default("ConsumerMaxConcurrency"))

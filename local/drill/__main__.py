@@ -50,7 +50,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--poison-max-receives",
         type=int,
         default=defaults.poison_max_receives,
-        help="maxReceiveCount for the poison scenario (template: 25)",
+        help="receives before the consumer sets a poison record aside, poison scenario (template: 25)",
     )
     parser.add_argument(
         "--visibility-timeout",

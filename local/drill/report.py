@@ -97,15 +97,15 @@ def _markdown(runs: list[RunResult], options: DrillOptions) -> str:
             "the end: acknowledged and missing, or answered with a final error (502/504 from a failed "
             "write) and missing. Requests rejected as invalid (4xx) are not lost.",
             "- dup: rows beyond one per request. stale: customers whose profile is not their newest record.",
-            "- DLQ: messages in the dead-letter queue (poison: maxReceiveCount "
-            f"{options.poison_max_receives} instead of the template's 25, to be quick).",
+            "- DLQ: messages in the dead-letter queue (poison: set aside after "
+            f"{options.poison_max_receives} receives instead of the template's 25, to be quick).",
             "- max depth: most messages in the queue (visible + in flight). unavail s: time a probe every "
             "0.25 s could not do what the consumer needs (reach the database through HAProxy and find it "
             "writable; reach the queue). drain s: from recovery until the last request acknowledged before "
             "it was stored. lag: accepted_at (producer) to committed_at (database), acknowledged requests.",
             f"- The queue's visibility timeout is {options.visibility_timeout} s in the drill "
             "(template: 180 s) so messages of a killed consumer come back within the run; the consumer's "
-            "retry backoff is the product's default.",
+            "retry backoff is the template's.",
             "",
             *(["## Losses", *notes, ""] if notes else []),
         ]

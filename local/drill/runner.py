@@ -72,7 +72,7 @@ def run(scenario: str, strategy: str, options: DrillOptions) -> RunResult:
     stack_options = StackOptions(**{**options.stack.__dict__})
     stack_options.visibility_timeout = options.visibility_timeout
     if scenario == "poison":
-        stack_options.max_receive_count = options.poison_max_receives
+        stack_options.poison_receive_count = options.poison_max_receives
     stack = Stack(stack_options)
     log.info("=== %s / %s: starting a fresh stack", scenario, strategy)
     stack.start()

@@ -42,7 +42,7 @@ def test_a_poison_record_redriven_after_the_fix_is_committed_once(
     `python -m ops dlq redrive` runs against the local endpoints
     THEN the move task reports it moved, it is committed exactly once, and the customer's profile is still
     the latest record (a redriven older record never overwrites a newer one)."""
-    stack = Stack(replace(stack_options, max_receive_count=2))
+    stack = Stack(replace(stack_options, poison_receive_count=2))
     stack.start()
     try:
         stack.writer.execute(REJECT_POISON)

@@ -18,7 +18,7 @@ class Queues:
     sqs: Any  # boto3 SQS client, inside moto's mock
     queue_url: str
     dead_letter_url: str
-    max_receive_count: int
+    poison_receive_count: int
 
     @property
     def env(self) -> dict[str, str]:
@@ -26,7 +26,7 @@ class Queues:
         return {
             "QUEUE_URL": self.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_url,
-            "MAX_RECEIVE_COUNT": str(self.max_receive_count),
+            "POISON_RECEIVE_COUNT": str(self.poison_receive_count),
         }
 
     def messages(self, url: str) -> list[dict[str, Any]]:
@@ -56,5 +56,5 @@ def queues() -> Iterator[Queues]:
             sqs=sqs,
             queue_url=urls["CustomerQueue"],
             dead_letter_url=urls["CustomerDeadLetterQueue"],
-            max_receive_count=template.max_receive_count("CustomerQueue"),
+            poison_receive_count=template.shared_values().poison_receive_count,
         )

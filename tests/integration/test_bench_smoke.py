@@ -29,6 +29,8 @@ SCALAR_KEYS = {
 }
 PER_FUNCTION_KEYS = {"cold_import_ms", "function_bytes"}
 API_FUNCTIONS = {"producer", "reader"}
+# Seconds per outage length (the quick run has one short outage).
+PER_OUTAGE_KEYS = {"recovery_first_commit_s"}
 
 
 def is_number(value: object) -> bool:
@@ -52,7 +54,12 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
     sqs_keys = {key for key in report if key.startswith("sqs_")}
     assert sqs_keys, "bench/sqs.py's figures are missing"
     assert (
-        set(report) == SCALAR_KEYS | PER_FUNCTION_KEYS | {"cold_import_top5", "first_request_ms"} | sqs_keys
+        set(report)
+        == SCALAR_KEYS
+        | PER_FUNCTION_KEYS
+        | PER_OUTAGE_KEYS
+        | {"cold_import_top5", "first_request_ms"}
+        | sqs_keys
     )
     for key in SCALAR_KEYS | sqs_keys:
         assert is_number(report[key]), (key, report[key])
@@ -67,5 +74,8 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
     # The first request of each API function (import, client, first SQS or database call) was timed
     assert set(report["first_request_ms"]) == API_FUNCTIONS
     assert all(is_number(ms) for ms in report["first_request_ms"].values()), report["first_request_ms"]
+    for key in PER_OUTAGE_KEYS:
+        assert report[key], key
+        assert all(is_number(value) for value in report[key].values()), (key, report[key])
     # The run ends with the summary table.
     assert any(line.startswith("consumer_vs_invariant_ceiling") for line in result.stdout.splitlines())

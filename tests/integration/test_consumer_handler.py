@@ -249,6 +249,40 @@ def test_a_poison_record_dead_lettered_while_the_database_is_down_is_not_deliver
     assert [message["Body"] for message in parked] == [poison["body"]]
 
 
+def test_records_held_through_a_long_outage_stay_in_the_queue_and_poison_leaves_on_its_first_rejection(
+    own_server, queues, monkeypatch, lambda_context
+):
+    # GIVEN a consumer container whose database is stopped, and records received 300 times already (an
+    # outage of over an hour at the capped backoff), far past the poison count of 25
+    consumer = own_server_consumer(own_server, queues, monkeypatch)
+    own_server.stop()
+    good = sqs_record(queue_message("wendy", T0, "r-wendy-1"), receive_count=300)
+    refused = sqs_record(queue_message("xavier", T0, "r-xavier-1"), receive_count=300)
+
+    # WHEN they arrive while the database is still down
+    during = consumer.handler(sqs_event(good, refused), lambda_context)
+
+    # THEN both stay in the queue for the database: an outage never sends a record to the dead-letter queue
+    assert sorted(failed_ids(during)) == sorted([good["messageId"], refused["messageId"]])
+    assert queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"]) == []
+
+    # WHEN the database is back with a rule refusing xavier's record, and both arrive once more
+    own_server.start()
+    own_server.execute(
+        "CREATE TRIGGER ingest.reject_xavier BEFORE INSERT ON ingest.customer_records FOR EACH ROW "
+        "IF NEW.customer_id = 'xavier' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'rejected'; END IF"
+    )
+    good["attributes"]["ApproximateReceiveCount"] = refused["attributes"]["ApproximateReceiveCount"] = "301"
+    after = consumer.handler(sqs_event(good, refused), lambda_context)
+
+    # THEN the good record is committed, and the refused one, past its poison count, is set aside at once
+    assert failed_ids(after) == []
+    rows = own_server.query("SELECT request_id FROM ingest.customer_records")
+    assert [row["request_id"] for row in rows] == ["r-wendy-1"]
+    parked = queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"])
+    assert [message["Body"] for message in parked] == [refused["body"]]
+
+
 def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
     consumer, test_database, lambda_context
 ):
@@ -276,7 +310,7 @@ def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
 def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes_on(
     consumer, queues, test_database, lambda_context
 ):
-    # GIVEN a consumer told the queue's FIFO dead-letter queue (moto) and maxReceiveCount (25)
+    # GIVEN a consumer told the queue's FIFO dead-letter queue (moto) and the poison receive count (25)
     sqs, dead_letter_url = queues.sqs, queues.env["DEAD_LETTER_QUEUE_URL"]
     poison_body = '{"request_id": "r-uma-1", "customer_id": "uma"}'
 

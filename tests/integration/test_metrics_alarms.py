@@ -228,12 +228,12 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def last_receive_of_a_poison_record(max_receive_count: int) -> dict[str, Any]:
-    """The sample batch, its first record unreadable and on the receive SQS would dead-letter it."""
+def last_receive_of_a_poison_record(poison_receive_count: int) -> dict[str, Any]:
+    """The sample batch, its first record unreadable and on the receive the consumer sets it aside."""
     event = sample("consumer-batch-two-customers.json")
     poison = event["Records"][0]
     poison["body"] = '{"not": "a queue message"}'
-    poison["attributes"]["ApproximateReceiveCount"] = str(max_receive_count)
+    poison["attributes"]["ApproximateReceiveCount"] = str(poison_receive_count)
     return event
 
 
@@ -266,7 +266,7 @@ def emitted(
     for event in (
         sample("consumer-batch-two-customers.json"),
         sample("consumer-redelivered.json"),
-        last_receive_of_a_poison_record(queues.max_receive_count),
+        last_receive_of_a_poison_record(queues.poison_receive_count),
     ):
         invoke("consumer", consumer, event)
     unreachable = {"DB_PORT": str(closed_port()), "DB_CONNECT_TIMEOUT": "1"}

@@ -27,7 +27,7 @@ DATABASE = {
 QUEUES = {
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest.fifo",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/customer-ingest-dlq.fifo",
-    "MAX_RECEIVE_COUNT": "25",
+    "POISON_RECEIVE_COUNT": "25",
 }
 
 
@@ -38,11 +38,11 @@ def test_the_consumer_reads_database_queue_and_backoff_settings_into_one_object(
     assert settings.database.auth is DbAuth.IAM
     assert settings.queue_url == QUEUES["QUEUE_URL"]
     assert settings.dead_letter_queue_url == QUEUES["DEAD_LETTER_QUEUE_URL"]
-    assert settings.max_receive_count == 25
+    assert settings.poison_receive_count == 25
     assert settings.retry.base_seconds == 7
 
 
-@pytest.mark.parametrize("variable", ["QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"])
+@pytest.mark.parametrize("variable", ["QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "POISON_RECEIVE_COUNT"])
 @pytest.mark.parametrize("absent", ["unset", "blank"])
 def test_the_consumer_refuses_to_start_without_a_queue_setting(variable, absent):
     env = DATABASE | QUEUES
@@ -57,7 +57,7 @@ def test_the_consumer_refuses_to_start_without_a_queue_setting(variable, absent)
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("QUEUE_URL", "customer-ingest.fifo"), ("MAX_RECEIVE_COUNT", "many"), ("MAX_RECEIVE_COUNT", "0")],
+    [("QUEUE_URL", "customer-ingest.fifo"), ("POISON_RECEIVE_COUNT", "many"), ("POISON_RECEIVE_COUNT", "0")],
 )
 def test_the_consumer_refuses_an_invalid_queue_setting_naming_it(variable, value):
     with pytest.raises(ConfigurationError, match=f"environment variable {variable}='{value}' is invalid"):

@@ -117,10 +117,14 @@ class DatabaseSettings(EnvironmentSettings):
 
 
 class RetrySettings(EnvironmentSettings):
-    """Backoff for batches the database could not take: first retry after base, doubling to max."""
+    """Backoff for batches the database could not take: first retry after base, doubling to max.
+
+    The cap is small (docs/design.md, promise 6): the backlog resumes within it of the database's
+    return, however long the outage was; the queue's maxReceiveCount is sized for an outage at the cap.
+    """
 
     base_seconds: int = Field(5, gt=0, validation_alias="RETRY_BASE_SECONDS")
-    max_seconds: int = Field(300, gt=0, validation_alias="RETRY_MAX_SECONDS")
+    max_seconds: int = Field(15, gt=0, validation_alias="RETRY_MAX_SECONDS")
 
     @field_validator("max_seconds")
     @classmethod
@@ -148,9 +152,10 @@ class ConsumerSettings(EnvironmentSettings):
     retry: RetrySettings
     # Where failed records are hidden for their backoff (promise 6 rests on it).
     queue_url: QueueUrl = Field(validation_alias="QUEUE_URL")
-    # The queue's RedrivePolicy, so that a poison record leaves on the receive SQS would move it.
+    # Where the consumer moves a record it cannot store once it has had poison_receive_count receives;
+    # well below the queue's maxReceiveCount, which is the budget of a database outage.
     dead_letter_queue_url: QueueUrl = Field(validation_alias="DEAD_LETTER_QUEUE_URL")
-    max_receive_count: int = Field(gt=0, validation_alias="MAX_RECEIVE_COUNT")
+    poison_receive_count: int = Field(gt=0, validation_alias="POISON_RECEIVE_COUNT")
 
 
 class ReaderSettings(EnvironmentSettings):

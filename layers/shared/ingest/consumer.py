@@ -3,7 +3,8 @@
 FIFO rules the shape of it (ingest.fifo): within a message group nothing may be stored after a
 record that failed, so a group is blocked at its first failure and the rest of it is retried with
 it. Other groups go on. When the database itself is away the whole batch waits in the queue, hidden
-for a delay that grows with each receive, so even an hour-long outage stays inside maxReceiveCount.
+for a delay that grows with each receive up to a small cap, so the backlog resumes within that cap
+of the database's return and an hour-long outage stays inside maxReceiveCount.
 The consumer owns that rule and answers the event source mapping itself
 (BatchOutcome.batch_item_failures).
 """
@@ -257,14 +258,16 @@ class Consumer:
             raise DatabaseUnavailable(str(error)) from error
 
     def _park(self, record: ReceivedRecord) -> bool:
-        """On a poison record's last allowed receive, move it to the dead-letter queue here.
+        """Once a poison record has had poison_receive_count receives, move it to the dead-letter queue.
 
-        Left to SQS, the redrive would take the records queued behind it in its FIFO group too: they
-        are received and failed with it every time, so they reach maxReceiveCount together. Moved
-        here, on the same receive SQS would have moved it, the poison is reported done and the rest
-        of its group is stored in this very batch. If the move fails, the record fails as before.
+        SQS's own redrive comes only at maxReceiveCount, which is sized for a long database outage
+        (promise 6), so poison would hold its customer back far too long; and it would take the
+        records queued behind it in its FIFO group too, received and failed with it every time.
+        Moved here, the poison is reported done and the rest of its group is stored in this very
+        batch. A record held through an outage may pass the count before it is first rejected: it
+        moves on that rejection. If the move fails, the record fails as before.
         """
-        if _receive_count(record) < self.settings.max_receive_count:
+        if _receive_count(record) < self.settings.poison_receive_count:
             return False
         message = {"QueueUrl": self.settings.dead_letter_queue_url, "MessageBody": record.body}
         group = _group_of(record)
@@ -288,9 +291,10 @@ class Consumer:
     ) -> list[VisibilityEntry]:
         """How long each failed record stays hidden before its next receive.
 
-        Database down: exponential backoff on the receive count, so an outage of an hour uses far
-        fewer receives than maxReceiveCount. Poison: the short base delay, so the record reaches the
-        dead-letter queue soon and its customer's later records flow again.
+        Database down: backoff on the receive count, doubling up to a small cap, so the backlog is
+        received again within the cap of the database's return, and an hour at the cap still uses
+        far fewer receives than maxReceiveCount. Poison: the short base delay, so the record reaches
+        the dead-letter queue soon and its customer's later records flow again.
         """
         retry = self.settings.retry
         return [

@@ -16,7 +16,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
-from contextlib import redirect_stdout
+from contextlib import redirect_stdout, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,13 +228,26 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def last_receive_of_a_poison_record(poison_receive_count: int) -> dict[str, Any]:
-    """The sample batch, its first record unreadable and on the receive the consumer sets it aside."""
+def poison_record_on_receive(receive_count: int) -> dict[str, Any]:
+    """The sample batch, its first record unreadable and received for the `receive_count`th time."""
     event = sample("consumer-batch-two-customers.json")
     poison = event["Records"][0]
     poison["body"] = '{"not": "a queue message"}'
-    poison["attributes"]["ApproximateReceiveCount"] = str(poison_receive_count)
+    poison["attributes"]["ApproximateReceiveCount"] = str(receive_count)
     return event
+
+
+def metric_values(stdout: str) -> dict[str, list[float]]:
+    """Metric name -> its values in the EMF documents of a captured stdout."""
+    values: dict[str, list[float]] = {}
+    for line in stdout.splitlines():
+        with suppress(json.JSONDecodeError):
+            document = json.loads(line)
+            if isinstance(document, dict) and "_aws" in document:
+                for directive in document["_aws"]["CloudWatchMetrics"]:
+                    for metric in directive["Metrics"]:
+                        values[metric["Name"]] = document[metric["Name"]]
+    return values
 
 
 @pytest.fixture
@@ -266,7 +279,8 @@ def emitted(
     for event in (
         sample("consumer-batch-two-customers.json"),
         sample("consumer-redelivered.json"),
-        last_receive_of_a_poison_record(queues.poison_receive_count),
+        poison_record_on_receive(1),  # PoisonRecords, RecordsFailed
+        poison_record_on_receive(queues.poison_receive_count),  # DeadLettered
     ):
         invoke("consumer", consumer, event)
     unreachable = {"DB_PORT": str(closed_port()), "DB_CONNECT_TIMEOUT": "1"}
@@ -309,6 +323,38 @@ def test_the_handlers_emit_the_catalogued_metrics_under_the_templates_namespace_
         for emission in emitted[function]:
             assert emission.namespace == environment["POWERTOOLS_METRICS_NAMESPACE"], emission
             assert emission.dimensions == service, emission
+
+
+def test_the_consumer_emits_only_the_counts_that_are_not_zero(
+    test_database: TestDatabase,
+    queues: Queues,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # GIVEN the consumer with the template's Powertools environment
+    for name, value in function_powertools_environment().items():
+        monkeypatch.setenv(name, value)
+    consumer = load_handler("consumer", monkeypatch, {**test_database.env, **queues.env}).handler
+
+    def metrics_of(event: dict[str, Any]) -> dict[str, list[float]]:
+        with redirect_stdout(io.StringIO()) as stdout:
+            consumer(event, lambda_context)
+        return metric_values(stdout.getvalue())
+
+    # WHEN it stores a new batch of three records, then gets the first of them again, then a batch
+    # whose first record is unreadable
+    new, again, poisoned = (
+        metrics_of(sample("consumer-batch-two-customers.json")),
+        metrics_of(sample("consumer-redelivered.json")),
+        metrics_of(poison_record_on_receive(1)),
+    )
+
+    # THEN each batch's document carries the counts that are not zero, and those alone: a missing zero
+    # leaves the Sum that every alarm and widget reads unchanged
+    assert new == {"Committed": [3.0]}
+    assert again == {"DuplicatesIgnored": [1.0]}
+    # the poison fails with its group's next record; the third record was stored by the first batch
+    assert poisoned == {"PoisonRecords": [1.0], "RecordsFailed": [2.0], "DuplicatesIgnored": [1.0]}
 
 
 def test_every_alarm_and_widget_on_a_custom_metric_reads_a_metric_the_code_emits(emitted):

@@ -23,8 +23,12 @@ class StoreResult:
     duplicates: int
 
 
+# One encoder for every row: json.dumps builds a new one per call when given options.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT_JSON.encode(value)
 
 
 # A request_id already present is left as it is: with the server's default client flags a no-op

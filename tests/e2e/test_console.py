@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ingest.console import run_prefix
-from local.drill.reconcile import like_prefix
+from ingest.repository import starting_with
 from local.servers import MariaDB
 from local.servers.process import is_port_free
 from local.stack import DATABASE, Stack
@@ -85,7 +85,8 @@ def run_id(page: Page) -> str:
 def rows_of_run(server: MariaDB, run: str) -> int:
     with server.connect(database=DATABASE) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s", (like_prefix(run_prefix(run)),)
+            "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s",
+            (starting_with(run_prefix(run)),),
         )
         return int(cursor.fetchone()[0])
 
@@ -160,7 +161,7 @@ def test_a_row_deleted_behind_the_pipelines_back_shows_as_lost(page: Page, stack
     expect(page.locator("#rec-lost")).to_have_text("0")
     acknowledged = number(page, "#rec-acknowledged")
 
-    prefix = like_prefix(run_prefix(run_id(page)))
+    prefix = starting_with(run_prefix(run_id(page)))
     victim = stack.writer.query(
         f"SELECT request_id FROM {DATABASE}.customer_records WHERE customer_id LIKE %s LIMIT 1", (prefix,)
     )[0]["request_id"]

@@ -26,8 +26,11 @@ from typing import Any, Literal
 
 import pymysql
 
+from ingest import dead_letters, repository
 from ingest.api import InvalidInput
 from ingest.console import (
+    CONSOLE_KEY_PATH,
+    DEAD_LETTERS_PEEKED,
     ConsoleBackend,
     ConsoleEvent,
     Fault,
@@ -37,13 +40,13 @@ from ingest.console import (
     QueueState,
     ReconcileRequest,
     Reconciliation,
-    RunSummary,
     Status,
+    failover_fault,
+    restart_fault,
     run_prefix,
 )
 from local.drill import scenarios
 from local.drill.monitor import database_writable
-from local.drill.reconcile import like_prefix, percentile, stale_profiles
 from local.servers import MariaDB, sqs_client
 from local.stack import DATABASE, Stack
 from local.stack_queues import queue_depth
@@ -52,11 +55,6 @@ log = logging.getLogger("local.console")
 
 # A made-up Availability Zone per instance, so the page shows where each one is as it does on AWS.
 AVAILABILITY_ZONES = {"db-a": "local-a", "db-b": "local-b"}
-# Request ids per IN (...) list: well inside MariaDB's limits, few round trips for 5,000 ids.
-IDS_PER_QUERY = 1_000
-# How long a peek at the dead-letter queue is reused: every peek hides its messages for a moment.
-DEAD_LETTER_PEEK_EVERY_S = 3.0
-DEAD_LETTER_PEEK_VISIBILITY_S = 2
 # The drill's scenarios other than poison send no traffic of their own: they get none.
 NO_TRAFFIC: Any = None
 EventSource = Literal["console", "database", "queue", "rds"]
@@ -74,7 +72,7 @@ class LocalConsole(ConsoleBackend):
         self._fault_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._poison_trigger_installed = False
-        self._dead_letter_peek: tuple[float, set[str]] = (0.0, set())
+        self._last_dead_lettered: set[str] = set()
         self._steps: dict[str, Callable[[float], None]] = {
             "failover": self._failover,
             "restart": self._restart,
@@ -87,23 +85,17 @@ class LocalConsole(ConsoleBackend):
     # ---- ConsoleBackend -----------------------------------------------------------------------------
 
     def faults(self) -> list[Fault]:
-        queues = self.stack.queues
-        to_dead_letter_s = queues.max_receive_count * self._visibility_timeout_s()
+        consumer = self.stack.consumer_settings()
+        receives = int(consumer["POISON_RECEIVE_COUNT"])
+        # A refused record is hidden for the retry base between receives (ingest.consumer).
+        to_dead_letter_s = (receives - 1) * int(consumer["RETRY_BASE_SECONDS"])
         faults = [
-            Fault(
-                name="failover",
-                label="Failover",
-                description="The writer instance fails (SIGKILL); the reader is promoted after the "
-                "chosen seconds and the old writer comes back as its reader.",
+            failover_fault(
+                "the writer is killed (SIGKILL), the reader promoted after the chosen seconds, and the "
+                "old writer comes back as its reader.",
                 seconds=(1, 5, 30),
             ),
-            Fault(
-                name="restart",
-                label="Restart writer",
-                description="The writer reboots, as during a patch: down for the chosen seconds, then "
-                "back in the same role.",
-                seconds=(1, 5, 30),
-            ),
+            restart_fault("down for the chosen seconds, then back.", seconds=(1, 5, 30)),
             Fault(
                 name="upgrade",
                 label="Upgrade",
@@ -121,8 +113,8 @@ class LocalConsole(ConsoleBackend):
                 name="poison",
                 label="Poison records",
                 description="One record per second that the database refuses, for the chosen seconds; "
-                f"each lands in the dead-letter queue after {queues.max_receive_count} receives "
-                f"(about {to_dead_letter_s / 60:.0f} min with this stack's visibility timeout).",
+                f"the consumer sets each aside in the dead-letter queue on receive {receives} "
+                f"(about {to_dead_letter_s:.0f} s after it was sent).",
                 seconds=(1, 5, 30),
             ),
         ]
@@ -173,11 +165,11 @@ class LocalConsole(ConsoleBackend):
         return run
 
     def reconcile(self, request: ReconcileRequest) -> Reconciliation:
-        committed = self._committed_of(request.request_ids)
-        asked = set(request.request_ids)
-        dead_lettered = sorted(asked & self._dead_lettered_request_ids())
+        with self._ledger() as connection:
+            committed = repository.committed_request_ids(connection, request.request_ids)
+            summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
         return Reconciliation(
-            committed=committed, dead_lettered=dead_lettered, run=self._run_summary(request.run_id)
+            committed=committed, dead_lettered=self._dead_lettered(set(request.request_ids)), run=summary
         )
 
     # ---- the stack's side ---------------------------------------------------------------------------
@@ -288,15 +280,8 @@ class LocalConsole(ConsoleBackend):
     def _count_rows(self, server: MariaDB, run_id: str) -> int | None:
         """The run's rows as this instance has them (the reader's lag shows as a lower count)."""
         try:
-            with (
-                server.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection,
-                connection.cursor() as cursor,
-            ):
-                cursor.execute(
-                    "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s",
-                    (like_prefix(run_prefix(run_id)),),
-                )
-                return int(cursor.fetchone()[0])
+            with server.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection:
+                return repository.count_records(connection, run_prefix(run_id))
         except pymysql.MySQLError:
             return None
 
@@ -314,79 +299,16 @@ class LocalConsole(ConsoleBackend):
             visible=visible, in_flight=in_flight, dead_letter=dead_visible + dead_in_flight, oldest_age_s=None
         )
 
-    def _visibility_timeout_s(self) -> int:
+    def _ledger(self) -> pymysql.Connection:
+        """A connection to the writer, whose ledger the reconciliation reads."""
+        return self.stack.writer.connect(database=DATABASE, connect_timeout=2, read_timeout=10)
+
+    def _dead_lettered(self, asked: set[str]) -> list[str]:
+        url = self.stack.queues.dead_letter_url
         try:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self.stack.queues.queue_url, AttributeNames=["VisibilityTimeout"]
-            )["Attributes"]
-            return int(attributes["VisibilityTimeout"])
-        except Exception:
-            return 0
-
-    def _committed_of(self, request_ids: list[str]) -> list[str]:
-        found: list[str] = []
-        with (
-            self.stack.writer.connect(database=DATABASE, connect_timeout=2, read_timeout=10) as connection,
-            connection.cursor() as cursor,
-        ):
-            for start in range(0, len(request_ids), IDS_PER_QUERY):
-                chunk = request_ids[start : start + IDS_PER_QUERY]
-                placeholders = ", ".join(["%s"] * len(chunk))
-                cursor.execute(
-                    f"SELECT request_id FROM customer_records WHERE request_id IN ({placeholders})", chunk
-                )
-                found.extend(row[0] for row in cursor.fetchall())
-        return found
-
-    def _dead_lettered_request_ids(self) -> set[str]:
-        """The request ids in the dead-letter queue, from a peek (received for a moment, never deleted)."""
-        peeked_at, request_ids = self._dead_letter_peek
-        if time.monotonic() - peeked_at < DEAD_LETTER_PEEK_EVERY_S:
-            return request_ids
-        found: set[str] = set()
-        try:
-            while messages := self._sqs.receive_message(
-                QueueUrl=self.stack.queues.dead_letter_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=DEAD_LETTER_PEEK_VISIBILITY_S,
-            ).get("Messages", []):
-                new = {_request_id(message) for message in messages} - found
-                if not new:
-                    break
-                found |= new
-        except Exception:
-            return request_ids  # the queue is down: the last peek stands
-        self._dead_letter_peek = (time.monotonic(), found)
-        return found
-
-    def _run_summary(self, run_id: str) -> RunSummary:
-        prefix = like_prefix(run_prefix(run_id))
-        with (
-            self.stack.writer.connect(database=DATABASE, connect_timeout=2, read_timeout=10) as connection,
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT JSON_VALUE(payload, '$.attributes.console_key')) "
-                "FROM customer_records WHERE customer_id LIKE %s",
-                (prefix,),
-            )
-            rows, distinct_keys = cursor.fetchone()
-            cursor.execute(
-                "SELECT TIMESTAMPDIFF(MICROSECOND, accepted_at, committed_at) / 1000 "
-                "FROM customer_records WHERE customer_id LIKE %s",
-                (prefix,),
-            )
-            lags_ms = [float(row[0]) for row in cursor.fetchall()]
-        p50, p99 = percentile(lags_ms, 0.5), percentile(lags_ms, 0.99)
-        return RunSummary(
-            rows=rows,
-            distinct_keys=distinct_keys,
-            duplicates=rows - distinct_keys,
-            stale_profiles=stale_profiles(self.stack, run_prefix(run_id)),
-            lag_p50_ms=None if p50 is None else round(p50, 1),
-            lag_p99_ms=None if p99 is None else round(p99, 1),
-        )
-
-
-def _request_id(message: dict[str, Any]) -> str:
-    return str(json.loads(message["Body"]).get("request_id"))
+            parked = dead_letters.parked_among(self._sqs, url, asked, DEAD_LETTERS_PEEKED)
+        except Exception as error:  # the queue is down: the last peek stands
+            log.debug("dead-letter queue not answering: %s", error)
+            return sorted(asked & self._last_dead_lettered)
+        self._last_dead_lettered = set(parked)
+        return parked

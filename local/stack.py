@@ -337,6 +337,7 @@ class Stack:
         return [
             Route(method, path, name, handler)
             for method, path in (
+                ("GET", "/console"),  # the resolver sends it to /console/, as on AWS
                 ("GET", "/console/"),
                 ("GET", "/console/static/{name}"),
                 ("GET", "/console/api/config"),

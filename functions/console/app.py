@@ -79,15 +79,7 @@ def operators_only(router: APIGatewayRestResolver, next_middleware: NextMiddlewa
     return next_middleware(router)
 
 
-def page_with_slash(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """The page's links are relative to /console/: an address without the slash is sent there. (API
-    Gateway hands the path as asked; the resolver routes both spellings to the page.)"""
-    if router.current_event.path == "/console":
-        return Response(status_code=HTTPStatus.MOVED_PERMANENTLY, headers={"Location": "console/"})
-    return next_middleware(router)
-
-
-app.use(middlewares=[page_with_slash, operators_only])
+app.use(middlewares=[operators_only])
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

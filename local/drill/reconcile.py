@@ -61,11 +61,6 @@ def dead_lettered_keys(stack: Stack) -> list[str]:
     return keys
 
 
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern for the values that start with `prefix` (its wildcards escaped)."""
-    return repository.starting_with(prefix)
-
-
 def is_rejected_as_invalid(request: Request) -> bool:
     return request.status is not None and 400 <= request.status < 500
 

@@ -6,6 +6,7 @@ ledger through the console API. The tests check what the page shows against the 
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ingest.console import run_prefix
-from local.drill.reconcile import like_prefix
+from ingest.repository import starting_with
 from local.servers import MariaDB
 from local.servers.process import is_port_free
 from local.stack import DATABASE, Stack
@@ -85,7 +86,8 @@ def run_id(page: Page) -> str:
 def rows_of_run(server: MariaDB, run: str) -> int:
     with server.connect(database=DATABASE) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s", (like_prefix(run_prefix(run)),)
+            "SELECT COUNT(*) FROM customer_records WHERE customer_id LIKE %s",
+            (starting_with(run_prefix(run)),),
         )
         return int(cursor.fetchone()[0])
 
@@ -160,7 +162,7 @@ def test_a_row_deleted_behind_the_pipelines_back_shows_as_lost(page: Page, stack
     expect(page.locator("#rec-lost")).to_have_text("0")
     acknowledged = number(page, "#rec-acknowledged")
 
-    prefix = like_prefix(run_prefix(run_id(page)))
+    prefix = starting_with(run_prefix(run_id(page)))
     victim = stack.writer.query(
         f"SELECT request_id FROM {DATABASE}.customer_records WHERE customer_id LIKE %s LIMIT 1", (prefix,)
     )[0]["request_id"]
@@ -173,6 +175,28 @@ def test_a_row_deleted_behind_the_pipelines_back_shows_as_lost(page: Page, stack
     expect(page.locator("#rec-lost")).to_have_text("1", timeout=SETTLE_TIMEOUT_MS)
     expect(page.locator("#verdict")).to_have_text(f"1 lost of {acknowledged:,} acknowledged")
     expect(page.locator("#verdict-bar")).to_have_class(re.compile(r"\bbad\b"))
+
+
+def test_the_console_address_without_its_slash_leads_to_the_page(stack: Stack, browser: Browser) -> None:
+    """GIVEN a local stack
+    WHEN /console is asked without its final slash, as typed by hand
+    THEN the shim answers 301 to console/ (as the deployed function does), and a browser following it
+    lands on the working page."""
+    connection = http.client.HTTPConnection(stack.api.host, stack.api.port, timeout=10)
+    try:
+        connection.request("GET", "/console")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Location")) == (301, "console/")
+    finally:
+        connection.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.api.url}/console")
+        page.wait_for_selector("body[data-ready]")
+        assert page.url == stack.console_url
+    finally:
+        context.close()
 
 
 def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stack) -> None:

@@ -284,3 +284,13 @@ def test_an_unknown_console_path_gets_the_error_body(backend, static_dir):
     status, reply, _ = call(backend, static_dir, "GET", "/console/api/nothing")
     assert status == 404
     assert reply["error"]["code"] == "not_found"
+
+
+def test_the_page_without_its_slash_is_sent_to_it_on_either_backend(backend, static_dir):
+    """GIVEN the console's routes (the same on AWS and on the local stack)
+    WHEN the page's address is asked without its final slash (the page's links are relative to /console/)
+    THEN 301 to console/, while /console/ itself is the page."""
+    redirect = console_app(backend, static_dir).resolve(api_event("GET", "/console"), None)  # type: ignore[arg-type]
+    assert (redirect["statusCode"], redirect["multiValueHeaders"]["Location"]) == (301, ["console/"])
+    status, page, _ = call(backend, static_dir, "GET", "/console/")
+    assert (status, page) == (200, "<!doctype html><title>console</title>")

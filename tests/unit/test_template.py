@@ -26,17 +26,21 @@ ROOT = TEMPLATE_PATH.parent
 EVENTS = ROOT / "events"
 
 # Statements allowed Resource "*": the services offer no resource-level permission for these actions.
-STAR_ALLOWED_ACTIONS = {
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-    "rds:DescribeEvents",  # the demo console's timeline
-}
+# Tracing and the VPC attachment: what every function in the VPC needs, and none of it has a resource
+# narrower than "*".
+TRACING_AND_VPC_ACTIONS = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+)
+STAR_ALLOWED_ACTIONS = TRACING_AND_VPC_ACTIONS | {"rds:DescribeEvents"}  # the demo console's timeline
 
 
 TEMPLATE = Template()

@@ -27,6 +27,11 @@ from ingest.api import Conflict
 MAX_RECONCILE_IDS = 5_000
 RUN_ID = re.compile(r"[a-z0-9]{6,16}")
 RATE_LIMITS_RPS = (1, 200)  # what the page offers; the client-side generator enforces it
+# The payload field that holds a console request's Idempotency-Key (a second row for one key is a
+# duplicate): the page puts it there, both backends count distinct keys by it.
+CONSOLE_KEY_PATH = "$.attributes.console_key"
+# Dead-lettered messages looked at per reconciliation (a FIFO queue shows one per customer anyway).
+DEAD_LETTERS_PEEKED = 100
 
 
 def run_prefix(run_id: str) -> str:
@@ -45,6 +50,26 @@ class Fault(BaseModel):
     label: str  # the button's text
     description: str
     seconds: tuple[int, int, int] | None = None  # (min, default, max) of its length, None if fixed
+
+
+def failover_fault(how: str, seconds: tuple[int, int, int] | None = None) -> Fault:
+    """The failover both backends offer, `how` saying how this one causes it."""
+    return Fault(
+        name="failover",
+        label="Fail over",
+        description=f"The writer fails and the reader takes over as the writer: {how}",
+        seconds=seconds,
+    )
+
+
+def restart_fault(how: str, seconds: tuple[int, int, int] | None = None) -> Fault:
+    """The writer restart both backends offer, `how` saying how this one causes it."""
+    return Fault(
+        name="restart",
+        label="Restart the writer",
+        description=f"The writer reboots, as when a patch is applied, and keeps its role: {how}",
+        seconds=seconds,
+    )
 
 
 class FaultRun(BaseModel):

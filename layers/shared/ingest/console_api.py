@@ -3,7 +3,7 @@
 One resolver for both backends: the console function's handler on AWS (with the AWS backend) and the
 local stack's API shim (with the local one) resolve their events through `console_app`.
 
-    GET  /console/                      the page
+    GET  /console/                      the page (/console, without the slash, is redirected to it)
     GET  /console/static/<name>         its JavaScript, CSS, charting library and licence
     GET  /console/api/config            the backend, its faults, the rate limits, the reconcile batch size
     GET  /console/api/status            ?run_id=..&since=ISO8601: roles, queue, counts, events
@@ -19,6 +19,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ConfigDict
 
 from ingest.api import InvalidInput, NotFound, validated
@@ -62,6 +63,7 @@ def console_app(backend: ConsoleBackend, static_dir: Path) -> APIGatewayRestReso
     """The console's routes over `backend`, serving the page's files from `static_dir`."""
     app = APIGatewayRestResolver()
     register_error_handlers(app)
+    app.use(middlewares=[_page_with_slash])
     # Listed once: only these files are served, so no name can reach outside the directory.
     static_files = {
         path.name: path
@@ -112,6 +114,14 @@ def console_app(backend: ConsoleBackend, static_dir: Path) -> APIGatewayRestReso
         return json_response(HTTPStatus.OK, backend.reconcile(request))
 
     return app
+
+
+def _page_with_slash(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """The page's links are relative to /console/: an address without the slash is sent there. (API
+    Gateway hands the path as asked; the resolver routes both spellings to the page.)"""
+    if router.current_event.path == "/console":
+        return Response(status_code=HTTPStatus.MOVED_PERMANENTLY, headers={"Location": "console/"})
+    return next_middleware(router)
 
 
 def _body(app: APIGatewayRestResolver) -> object:

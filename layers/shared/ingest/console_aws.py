@@ -29,6 +29,8 @@ from ingest.api import Conflict, InvalidInput, Unavailable
 from ingest.config import AMAZON_RDS_ROOTS, ConsoleSettings, DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
 from ingest.console import (
+    CONSOLE_KEY_PATH,
+    DEAD_LETTERS_PEEKED,
     ConsoleEvent,
     Fault,
     FaultInProgress,
@@ -38,34 +40,22 @@ from ingest.console import (
     ReconcileRequest,
     Reconciliation,
     Status,
+    failover_fault,
+    restart_fault,
     run_prefix,
 )
 
 FAULTS = (
-    Fault(
-        name="failover",
-        label="Fail over",
-        description=(
-            "Aurora fails over (FailoverDBCluster): the writer steps down and the reader in the other "
-            "Availability Zone becomes the writer. Writes pause for about half a minute; the queue keeps "
-            "them."
-        ),
+    failover_fault(
+        "Aurora fails over (FailoverDBCluster) to the reader in the other Availability Zone. Writes pause "
+        "for about half a minute; the queue keeps them."
     ),
-    Fault(
-        name="restart",
-        label="Restart the writer",
-        description=(
-            "The writer reboots (RebootDBInstance), as when a patch is applied; the reader stays the "
-            "reader. Writes pause until the writer is back; the queue keeps them."
-        ),
+    restart_fault(
+        "RebootDBInstance of the writer. Writes pause until the writer is back; the queue keeps them."
     ),
 )
-# The payload field that holds a console request's Idempotency-Key (ingest.console).
-CONSOLE_KEY_PATH = "$.attributes.console_key"
 # The timeline's reach when the page asks without `since` (its first status of a run).
 EVENTS_LOOKBACK = timedelta(hours=1)
-# Dead-lettered messages looked at per reconciliation (a FIFO queue shows one per customer anyway).
-DEAD_LETTERS_PEEKED = 100
 # RDS's refusals that mean "the cluster is busy with something else".
 BUSY_CLUSTER_ERRORS = frozenset({"InvalidDBClusterStateFault", "InvalidDBInstanceState"})
 
@@ -226,11 +216,9 @@ class AwsBackend:
         )
 
     def _dead_lettered(self, asked: set[str]) -> list[str]:
-        url = self.settings.dead_letter_queue_url
-        if dead_letters.message_count(self.sqs, url) == 0:
-            return []  # no receive at all in the usual case
-        parked = dead_letters.peek(self.sqs, url, DEAD_LETTERS_PEEKED)
-        return sorted({letter.request_id for letter in parked if letter.request_id in asked})
+        return dead_letters.parked_among(
+            self.sqs, self.settings.dead_letter_queue_url, asked, DEAD_LETTERS_PEEKED
+        )
 
 
 def _states(cluster: aurora.Cluster) -> str:

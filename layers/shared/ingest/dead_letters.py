@@ -54,6 +54,15 @@ def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
     return [_dead_letter(message) for message in held]
 
 
+def parked_among(sqs: Any, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:
+    """Which of `request_ids` are parked in the dead-letter queue: a peek of up to `limit` messages, and
+    no receive at all while the queue is empty (the usual case)."""
+    if message_count(sqs, dead_letter_url) == 0:
+        return []
+    parked = peek(sqs, dead_letter_url, limit)
+    return sorted({letter.request_id for letter in parked if letter.request_id in request_ids})
+
+
 def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
     for start in range(0, len(messages), 10):
         entries = [

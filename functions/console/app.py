@@ -29,7 +29,8 @@ logger = Logger()
 tracer = Tracer(patch_modules=("botocore", "pymysql"))
 settings = ConsoleSettings.from_env()
 backend = AwsBackend(settings, boto3.client("rds", config=AWS_CALLS), boto3.client("sqs", config=AWS_CALLS))
-app = console_app(backend, STATIC_DIR)
+# The page exchanges its sign-in code for tokens at the sign-in domain's token endpoint.
+app = console_app(backend, STATIC_DIR, connect_to=(f"https://{settings.sign_in_domain}",))
 
 
 @app.get("/console/config.json")

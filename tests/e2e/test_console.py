@@ -68,6 +68,11 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The page is served with a content security policy: anything it blocks is an error of the page.
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and errors.append(message.text),
+    )
     page.goto(stack.console_url)
     page.wait_for_selector("body[data-ready]")
     yield page

@@ -294,3 +294,18 @@ def test_the_page_without_its_slash_is_sent_to_it_on_either_backend(backend, sta
     assert (redirect["statusCode"], redirect["multiValueHeaders"]["Location"]) == (301, ["console/"])
     status, page, _ = call(backend, static_dir, "GET", "/console/")
     assert (status, page) == (200, "<!doctype html><title>console</title>")
+
+
+def test_the_page_runs_only_its_own_files_and_cannot_be_framed(backend, static_dir):
+    """GIVEN the console WHEN its page or one of its files is served THEN the content security policy
+    allows scripts, styles and fetches from its own origin only, and no site may frame the page (its
+    buttons cause faults)."""
+    for path in ("/console/", "/console/static/console.js"):
+        _, _, headers = call(backend, static_dir, "GET", path)
+        policy = dict(
+            directive.split(" ", 1) for directive in headers["Content-Security-Policy"][0].split("; ")
+        )
+        assert policy["default-src"] == "'none'"
+        assert (policy["script-src"], policy["style-src"], policy["connect-src"]) == ("'self'",) * 3
+        assert policy["frame-ancestors"] == "'none'"
+        assert headers["X-Content-Type-Options"] == ["nosniff"]

@@ -125,6 +125,11 @@ def test_the_page_and_its_sign_in_settings_need_no_sign_in(console):
         "scopes": "openid customers/write customers/read",
         "redirect_uri": "https://abc123.execute-api.us-east-1.amazonaws.com/v1/console/",
     }
+    # AND the page may fetch from its own origin and the sign-in domain's token endpoint, nothing else
+    policy = dict(
+        directive.split(" ", 1) for directive in page_headers["Content-Security-Policy"].split("; ")
+    )
+    assert policy["connect-src"] == f"'self' https://{DOMAIN}"
 
 
 def test_the_page_without_its_slash_is_sent_to_it(console):

@@ -43,6 +43,30 @@ CONTENT_TYPES = {
 _STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def security_headers(connect_to: tuple[str, ...] = ()) -> dict[str, str]:
+    """The page runs only its own files and talks only to its origin and `connect_to` (the sign-in
+    domain's token endpoint on AWS); no other site may frame it (it has buttons that cause faults)."""
+    policy = "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            f"connect-src {' '.join(("'self'", *connect_to))}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        # The files change with each deployment: the browser asks again rather than run stale code.
+        "Cache-Control": "no-cache",
+    }
+
+
 class FaultRequest(BaseModel):
     """POST /console/api/faults: which fault, and for how long when it takes a length."""
 
@@ -59,12 +83,16 @@ class ConsoleConfig(BaseModel):
     reconcile_max_ids: int
 
 
-def console_app(backend: ConsoleBackend, static_dir: Path) -> APIGatewayRestResolver:
-    """The console's routes over `backend`, serving the page's files from `static_dir`."""
+def console_app(
+    backend: ConsoleBackend, static_dir: Path, connect_to: tuple[str, ...] = ()
+) -> APIGatewayRestResolver:
+    """The console's routes over `backend`, serving the page's files from `static_dir`; the page may
+    also fetch from the origins in `connect_to`."""
     app = APIGatewayRestResolver()
     register_error_handlers(app)
     app.use(middlewares=[_page_with_slash])
     # Listed once: only these files are served, so no name can reach outside the directory.
+    headers = security_headers(connect_to)
     static_files = {
         path.name: path
         for path in static_dir.iterdir()
@@ -80,7 +108,7 @@ def console_app(backend: ConsoleBackend, static_dir: Path) -> APIGatewayRestReso
         path = static_files.get(name)
         if path is None:
             raise NotFound("not_found", f"no static file {name!r}")
-        return _file_response(path)
+        return _file_response(path, headers)
 
     @app.get("/console/api/config")
     def config() -> Response:
@@ -166,11 +194,10 @@ def _timestamp(text: str | None) -> datetime | None:
     return moment
 
 
-def _file_response(path: Path) -> Response:
+def _file_response(path: Path, headers: dict[str, str]) -> Response:
     return Response(
         status_code=HTTPStatus.OK,
         content_type=CONTENT_TYPES[path.suffix],
         body=path.read_text(),
-        # The files change with each deployment: the browser asks again rather than run stale code.
-        headers={"Cache-Control": "no-cache"},
+        headers=headers,
     )

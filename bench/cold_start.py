@@ -174,28 +174,27 @@ def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) 
 
 
 def import_ms(env: dict[str, str], cwd: Path) -> float:
+    result = run_python(["-c", PROBE], env, cwd, "importing the handler")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def run_python(
+    args: list[str], env: dict[str, str], cwd: Path, what: str
+) -> subprocess.CompletedProcess[str]:
+    """python3.13 -S (only the layout's paths, as in Lambda) with `args`; fails naming `what` failed."""
     result = subprocess.run(
-        [sys.executable, "-S", "-c", PROBE], env=env, cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-S", *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"importing the handler failed:\n{result.stderr[-3000:]}")
-    return float(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
+    return result
 
 
 def import_breakdown(env: dict[str, str], cwd: Path, runs: int, top: int = 5) -> dict[str, float]:
     """Milliseconds of own import time per top-level package (median of `runs`), the `top` largest."""
     samples: dict[str, list[float]] = defaultdict(list)
     for _ in range(runs):
-        result = subprocess.run(
-            [sys.executable, "-S", "-X", "importtime", "-c", "import app"],
-            env=env,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"importing the handler failed:\n{result.stderr[-3000:]}")
+        result = run_python(["-X", "importtime", "-c", "import app"], env, cwd, "importing the handler")
         totals: dict[str, float] = defaultdict(float)
         for line in result.stderr.splitlines():
             match = _IMPORTTIME.match(line)
@@ -209,16 +208,7 @@ def import_breakdown(env: dict[str, str], cwd: Path, runs: int, top: int = 5) ->
 
 
 def first_request(env: dict[str, str], cwd: Path, event: str, expected_status: int) -> float:
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", FIRST_REQUEST_PROBE, event],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"the first request failed:\n{result.stderr[-3000:]}")
+    result = run_python(["-c", FIRST_REQUEST_PROBE, event], env, cwd, "the first request")
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     if outcome["status"] != expected_status:
         raise RuntimeError(f"the first request answered {outcome['status']}, not {expected_status}")
@@ -293,14 +283,7 @@ def boto3_floor(built: Path) -> float:
     env["PYTHONPATH"] = str(runtime)
     probe = PROBE.replace("import app", "import boto3")
     return median(
-        [
-            float(
-                subprocess.run(
-                    [sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True, check=True
-                ).stdout
-            )
-            for _ in range(5)
-        ]
+        [float(run_python(["-c", probe], env, Path.cwd(), "importing boto3").stdout) for _ in range(5)]
     )
 
 

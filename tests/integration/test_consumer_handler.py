@@ -283,6 +283,47 @@ def test_records_held_through_a_long_outage_stay_in_the_queue_and_poison_leaves_
     assert [message["Body"] for message in parked] == [refused["body"]]
 
 
+def test_rds_proxy_timing_out_on_a_database_connection_is_an_outage_not_poison(
+    consumer, queues, test_database, lambda_context
+):
+    # GIVEN a database answering as RDS Proxy does when no database connection frees up during a
+    # failover (ERROR 9501), and records received far more often than the poison count
+    test_database.query(
+        "CREATE TRIGGER proxy_borrow_timeout BEFORE INSERT ON customer_records FOR EACH ROW "
+        "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 9501, "
+        "MESSAGE_TEXT = 'Timed-out waiting to acquire database connection'"
+    )
+    records = [
+        sqs_record(queue_message(customer, T0, f"r-{customer}-1"), receive_count=300)
+        for customer in ("yara", "zeno")
+    ]
+
+    # WHEN they arrive
+    response = consumer.handler(sqs_event(*records), lambda_context)
+
+    # THEN the whole batch waits in the queue for the database: nothing is taken for poison and parked
+    assert sorted(failed_ids(response)) == sorted(record["messageId"] for record in records)
+    assert queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"]) == []
+
+
+def test_a_redriven_poison_record_refused_again_is_parked_again(consumer, queues, lambda_context):
+    # GIVEN a poison record parked on its last receive, then redriven by an operator: SQS gives the
+    # moved message a new message id, and it keeps the producer's deduplication id
+    poison_body = '{"request_id": "r-ulla-1", "customer_id": "ulla"}'
+    first = sqs_record(poison_body, group="ulla", receive_count=25)
+    redriven = sqs_record(poison_body, group="ulla", receive_count=25)
+    assert first["messageId"] != redriven["messageId"]
+
+    # WHEN both deliveries are refused on their last receive, within SQS's five-minute deduplication window
+    responses = [consumer.handler(sqs_event(record), lambda_context) for record in (first, first, redriven)]
+
+    # THEN each message is reported done and the record is in the dead-letter queue once per message:
+    # the redelivered first message is not parked twice, and the redriven one is not dropped as its duplicate
+    assert [failed_ids(response) for response in responses] == [[], [], []]
+    parked = queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"])
+    assert [message["Body"] for message in parked] == [poison_body, poison_body]
+
+
 def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
     consumer, test_database, lambda_context
 ):

@@ -30,6 +30,10 @@ TRANSIENT_SERVER_ERRORS = frozenset(
         1836,  # read-only mode (MariaDB)
         1927,  # connection killed (MariaDB)
         4031,  # disconnected by the server for inactivity (MySQL 8)
+        # RDS Proxy: "ERROR 9501 (HY000): Timed-out waiting to acquire database connection" when no
+        # database connection frees up within its borrow timeout, as during a failover or a restart
+        # (Amazon RDS User Guide, "Troubleshooting for RDS Proxy", RDS for MySQL).
+        9501,
     }
 )
 CLIENT_ERRORS = range(2000, 3000)  # CR_* codes: the client lost or could not reach the server

@@ -39,8 +39,6 @@ class ReceivedAttributes(Protocol):
     @property
     def message_group_id(self) -> str | None: ...
     @property
-    def message_deduplication_id(self) -> str | None: ...
-    @property
     def approximate_receive_count(self) -> str: ...
 
 
@@ -275,9 +273,12 @@ class Consumer:
         group = _group_of(record)
         if group is not None:
             message["MessageGroupId"] = group
-            message["MessageDeduplicationId"] = (
-                record.attributes.message_deduplication_id or record.message_id
-            )
+            # The source message's id, as SQS's own redrive to a FIFO dead-letter queue uses (Amazon SQS
+            # Developer Guide, "Learn how to configure a dead-letter queue redrive"): a redelivery of
+            # this message is parked once, while the same record redriven and refused again is a new
+            # message with a new id. The producer's deduplication id would make that second move a
+            # duplicate within five minutes: SQS would drop it and the record would be nowhere.
+            message["MessageDeduplicationId"] = record.message_id
         try:
             self.sqs.send_message(**message)
         except Exception as error:  # the record stays failed and SQS's own redrive still applies

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest.api import InvalidInput
 from ingest.console import (
     MAX_RECONCILE_IDS,
+    RUN_ID,
     ConsoleBackend,
     Fault,
     FaultInProgress,
@@ -23,6 +27,7 @@ from ingest.console import (
     Status,
 )
 from ingest.console_api import console_app
+from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from local.testdata import api_event
 
 FAULTS = [
@@ -253,6 +258,41 @@ def test_a_wrong_reconcile_request_gets_400_naming_the_field(backend, static_dir
     status, reply, _ = call(backend, static_dir, "POST", "/console/api/reconcile", body)
     assert status == 400
     assert reply["error"]["field"] == field
+
+
+def test_a_full_reconcile_request_of_the_longest_ids_fits_in_a_request_body(backend, static_dir):
+    """GIVEN as many request ids as one reconcile call may carry, each as long as a request id may be,
+    and the longest run id WHEN reconciled THEN the request is answered, not refused as too large: the
+    page can reconcile a run of any length, a page of ids at a time."""
+    body = {"run_id": "a" * 16, "request_ids": ["c" + "x" * 63] * MAX_RECONCILE_IDS}
+    assert len(json.dumps(body)) < MAX_BODY_BYTES
+    status, reply, _ = call(backend, static_dir, "POST", "/console/api/reconcile", body)
+    assert status == 200
+    assert len(reply["committed"]) == MAX_RECONCILE_IDS
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    run_id=st.one_of(st.text(max_size=20), st.from_regex(RUN_ID, fullmatch=True)),
+    request_ids=st.lists(st.one_of(st.text(max_size=70), st.from_regex(REQUEST_ID_PATTERN)), max_size=5),
+)
+def test_any_reconcile_request_is_answered_or_refused_naming_its_field(
+    backend, static_dir, run_id, request_ids
+):
+    """GIVEN any text as the run id and as request ids WHEN reconciled THEN the request is answered
+    when every part is well formed, and otherwise refused with 400 naming the first bad part: never a
+    500, and never an answer for a malformed id."""
+    status, reply, _ = call(
+        backend, static_dir, "POST", "/console/api/reconcile", {"run_id": run_id, "request_ids": request_ids}
+    )
+    bad_ids = [
+        i for i, request_id in enumerate(request_ids) if not re.fullmatch(REQUEST_ID_PATTERN, request_id)
+    ]
+    if RUN_ID.fullmatch(run_id) and not bad_ids:
+        assert status == 200
+    else:
+        assert status == 400
+        assert reply["error"]["field"] in {"run_id", *(f"request_ids.{i}" for i in bad_ids)}
 
 
 def test_the_page_and_its_files_are_served_with_their_types(backend, static_dir):

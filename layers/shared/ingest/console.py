@@ -19,13 +19,15 @@ import re
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.api import Conflict
+from ingest.models import RequestId
 
-# Request ids the page may ask about in one reconcile call (the page pages through longer lists).
-MAX_RECONCILE_IDS = 5_000
-RUN_ID = re.compile(r"[a-z0-9]{6,16}")
+# Request ids the page may ask about in one reconcile call (the page pages through longer lists): as
+# many of the longest request ids as fit in a request body (MAX_BODY_BYTES), with room to spare.
+MAX_RECONCILE_IDS = 900
+RUN_ID = re.compile(r"^[a-z0-9]{6,16}$")
 RATE_LIMITS_RPS = (1, 200)  # what the page offers; the client-side generator enforces it
 # The payload field that holds a console request's Idempotency-Key (a second row for one key is a
 # duplicate): the page puts it there, both backends count distinct keys by it.
@@ -116,8 +118,10 @@ class Status(BaseModel):
 
 
 class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     run_id: str = Field(pattern=RUN_ID.pattern)
-    request_ids: list[str] = Field(max_length=MAX_RECONCILE_IDS)
+    request_ids: list[RequestId] = Field(max_length=MAX_RECONCILE_IDS)
 
 
 class RunSummary(BaseModel):

@@ -27,7 +27,8 @@ from typing import Any, Literal
 import pymysql
 
 from ingest import dead_letters, repository
-from ingest.api import InvalidInput
+from ingest.api import InvalidInput, Unavailable
+from ingest.connection import is_transient
 from ingest.console import (
     CONSOLE_KEY_PATH,
     DEAD_LETTERS_PEEKED,
@@ -165,9 +166,15 @@ class LocalConsole(ConsoleBackend):
         return run
 
     def reconcile(self, request: ReconcileRequest) -> Reconciliation:
-        with self._ledger() as connection:
-            committed = repository.committed_request_ids(connection, request.request_ids)
-            summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
+        try:
+            with self._ledger() as connection:
+                committed = repository.committed_request_ids(connection, request.request_ids)
+                summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The writer is down or changing role (a fault of this console): the page asks again.
+            raise Unavailable("database_unavailable", "the database cannot be read right now") from None
         return Reconciliation(
             committed=committed, dead_lettered=self._dead_lettered(set(request.request_ids)), run=summary
         )

@@ -417,8 +417,10 @@ class Stack:
 
     def start_writer(self) -> None:
         """The writer back in its role; its replica reconnects by itself (MASTER_CONNECT_RETRY = 1)."""
-        self.writer.start()
-        self.supervisor.resume(self._service_name(self.writer))
+        try:
+            self.writer.start()
+        finally:  # should the start fail, the supervisor restarts it, as RDS recovers an instance
+            self.supervisor.resume(self._service_name(self.writer))
 
     def kill_queue(self) -> None:
         """SIGKILL of the SQS emulator; it stays down until `restart_queue`."""
@@ -428,8 +430,10 @@ class Stack:
 
     def restart_queue(self) -> None:
         """Start the SQS emulator again on its data."""
-        _started(self.sqs, "the SQS emulator").start()
-        self.supervisor.resume(QUEUE_SERVICE)
+        try:
+            _started(self.sqs, "the SQS emulator").start()
+        finally:  # should the start fail, the supervisor restarts it
+            self.supervisor.resume(QUEUE_SERVICE)
 
     def _database_services(self) -> tuple[str, str]:
         return self._service_name(self.writer), self._service_name(self.replica)

@@ -236,6 +236,29 @@ def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stac
     assert stack.writer.is_running()
 
 
+def test_a_reconciliation_while_the_writer_is_down_gets_503_and_works_again_after(stack: Stack) -> None:
+    """GIVEN the console API on a local stack whose writer is restarted for 5 s
+    WHEN the page reconciles while the writer is down
+    THEN it gets 503 with the API's error body, not a 500, and the same request is answered once the
+    writer is back."""
+    status, _ = call(f"{stack.console_url}api/faults", "POST", {"name": "restart", "seconds": 5})
+    assert status == 202
+    wait_for(lambda: not stack.writer.is_running() or None, timeout=30)
+    request = {"run_id": "abcdef", "request_ids": ["r-1"]}
+
+    status, refused = call(f"{stack.console_url}api/reconcile", "POST", request)
+
+    assert (status, refused["error"]["code"]) == (503, "database_unavailable")
+
+    def ended() -> dict[str, Any] | None:
+        _, body = call(f"{stack.console_url}api/status")
+        return body if body["fault"]["ended_at"] is not None and body["database_writable"] else None
+
+    assert wait_for(ended, timeout=60)["fault"]["error"] is None
+    status, answered = call(f"{stack.console_url}api/reconcile", "POST", request)
+    assert (status, answered["committed"]) == (200, [])
+
+
 def test_stopping_the_stack_during_a_fault_leaves_no_process_behind() -> None:
     """GIVEN a local stack whose console is running a failover
     WHEN the stack is stopped mid-fault

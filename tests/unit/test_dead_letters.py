@@ -49,3 +49,12 @@ def test_an_empty_dead_letter_queue_parks_nothing(dead_letter_queue):
     # GIVEN an empty dead-letter queue WHEN the console asks about a request id THEN none is parked
     sqs, url = dead_letter_queue
     assert dead_letters.parked_among(sqs, url, {"r-1"}, limit=100) == []
+
+
+def test_a_dead_lettered_record_held_by_another_look_is_still_counted(dead_letter_queue):
+    # GIVEN a record in the dead-letter queue, received (so hidden) by another look at the queue
+    sqs, url = dead_letter_queue
+    park(sqs, url, "r-1", "console-abcdef-00001")
+    assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    # WHEN the queue's messages are counted THEN the hidden record is one of them
+    assert dead_letters.message_count(sqs, url) == 1

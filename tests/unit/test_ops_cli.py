@@ -198,6 +198,11 @@ def test_redrive_is_refused_while_the_database_is_unavailable(
     assert visible(stack["DeadLetterQueueUrl"]) == 1
 
 
+def depth(messages: int) -> dict[str, str]:
+    """GetQueueAttributes' answer for a queue of `messages`, none of them received at the moment."""
+    return {"ApproximateNumberOfMessages": str(messages), "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
 def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
     """moto has no message move tasks: SQS answers from a Stubber, a task RUNNING once, then `final`."""
     sqs = boto3.client("sqs", region_name=REGION)
@@ -210,8 +215,11 @@ def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
         {"Attributes": {"QueueArn": dlq_arn}},
         {"QueueUrl": dlq, "AttributeNames": ["QueueArn"]},
     )
-    count = {"QueueUrl": dlq, "AttributeNames": ["ApproximateNumberOfMessages"]}
-    stubber.add_response("get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": "3"}}, count)
+    count = {
+        "QueueUrl": dlq,
+        "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }
+    stubber.add_response("get_queue_attributes", {"Attributes": depth(3)}, count)
     stubber.add_response(
         "get_queue_attributes",
         {"Attributes": {"QueueArn": queue_arn}},
@@ -232,7 +240,7 @@ def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
     stubber.add_response("list_message_move_tasks", {"Results": [running]}, listing)
     stubber.add_response("list_message_move_tasks", {"Results": [final]}, listing)
     left = str(3 - final["ApproximateNumberOfMessagesMoved"])
-    stubber.add_response("get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": left}}, count)
+    stubber.add_response("get_queue_attributes", {"Attributes": depth(int(left))}, count)
     stubber.activate()
     return stubber
 

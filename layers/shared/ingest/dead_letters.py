@@ -24,8 +24,14 @@ class DeadLetter:
 
 
 def message_count(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    """Messages in the queue, those hidden by a receive in progress too (a peek from another console
+    tab or the ops CLI): a record being looked at is still dead-lettered."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
 
 
 def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:

@@ -146,6 +146,7 @@ def test_failover_under_traffic_loses_nothing_and_the_page_shows_it(page: Page, 
     acknowledged = number(page, "#rec-acknowledged")
     assert number(page, "#rec-committed") == acknowledged
     assert number(page, "#rec-lost") == 0
+    assert number(page, "#answered-4xx") == 0  # every request was well formed: none ended unacknowledged
     run = run_id(page)
     rows = rows_of_run(stack.writer, run)
     expect(page.locator("#count-db-a")).to_have_text(f"{rows:,}", timeout=SETTLE_TIMEOUT_MS)

@@ -16,6 +16,8 @@ const SERIES_SECONDS = 300; // what the charts keep
 const RECHECK_SHARE = 0.2; // of each reconcile batch: ids already seen committed, checked again
 
 const $ = (id) => document.getElementById(id);
+// A new element with its properties set (className, id, textContent): no markup parsed.
+const element = (tag, properties = {}) => Object.assign(document.createElement(tag), properties);
 const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
 
 // ---- sign-in (AWS only: config.json is served there; locally it is absent and auth is off) ----------
@@ -239,11 +241,13 @@ async function send(request) {
         run.byRequestId.set(answer.request_id, request);
         return;
       }
-      if (response.status < 500) {
+      if (!response.ok && response.status < 500) {
         count("client");
         request.status = response.status; // final: the request itself is wrong (or not allowed)
         return;
       }
+      // A 5xx, or a 2xx whose answer could not be read (the connection cut mid-body): not told, so
+      // asked again with the same key, which the API answers with the same request id.
       count("server");
       waitMs = 1000 * Number(response.headers.get("Retry-After") || 0.5);
     } catch {
@@ -263,12 +267,13 @@ function observe(source, message, at = new Date()) {
   run.timeline.push({ at: at.toISOString(), source, message });
   const li = document.createElement("li");
   li.dataset.at = String(at.getTime());
-  li.innerHTML = `<span class="rel"></span><span class="abs"></span><span class="src"></span><span class="msg"></span>`;
+  li.append(
+    element("span", { className: "rel" }),
+    element("span", { className: "abs", textContent: at.toLocaleTimeString("en-GB", { hour12: false }) }),
+    element("span", { className: `src ${source}`, textContent: source }),
+    element("span", { className: "msg", textContent: message }),
+  );
   showRelativeTime(li);
-  li.querySelector(".abs").textContent = at.toLocaleTimeString("en-GB", { hour12: false });
-  li.querySelector(".src").textContent = source;
-  li.querySelector(".src").classList.add(source);
-  li.querySelector(".msg").textContent = message;
   const list = $("timeline");
   list.insertBefore(li, list.firstChild);
 }
@@ -301,7 +306,7 @@ async function pollStatus() {
   }
   showDatabase(status);
   showQueue(status.queue, askedAt);
-  showFault(status.fault);
+  showFault(status.fault, new Date(status.at));
   recordSeries(status);
 }
 
@@ -321,13 +326,20 @@ function showDatabase(status) {
       card = document.createElement("div");
       card.id = `instance-${instance.name}`;
       card.className = "instance";
-      card.innerHTML = `<div class="name"></div><span class="role" id="role-${instance.name}"></span>
-        <div class="meta"><span id="az-${instance.name}"></span> · <span id="state-${instance.name}"></span></div>`;
-      card.querySelector(".name").textContent = instance.name;
+      // Built from elements, not markup: the names come from the backend.
+      const meta = element("div", { className: "meta" });
+      meta.append(element("span", { id: `az-${instance.name}` }), " · ", element("span", { id: `state-${instance.name}` }));
+      card.append(
+        element("div", { className: "name", textContent: instance.name }),
+        element("span", { className: "role", id: `role-${instance.name}` }),
+        meta,
+      );
       box.appendChild(card);
       const tile = document.createElement("div");
-      tile.innerHTML = `<span class="num" id="count-${instance.name}">–</span><span class="cap"></span>`;
-      tile.querySelector(".cap").textContent = instance.name;
+      tile.append(
+        element("span", { className: "num", id: `count-${instance.name}`, textContent: "–" }),
+        element("span", { className: "cap", textContent: instance.name }),
+      );
       counts.appendChild(tile);
     }
     const role = $(`role-${instance.name}`);
@@ -392,7 +404,7 @@ function showOldest() {
     $("queue-oldest-label").textContent = "oldest message";
     return;
   }
-  // Where the backend cannot tell (locally): the oldest of this page's 2xx not yet seen committed.
+  // Where the backend cannot tell (SQS does not answer it): the oldest 2xx of this page not yet seen committed.
   let oldest = null;
   for (const r of run.requests) {
     if (r.acknowledgedAt && !r.committed && !r.deadLettered && (oldest === null || r.acknowledgedAt < oldest)) oldest = r.acknowledgedAt;
@@ -401,18 +413,47 @@ function showOldest() {
   $("queue-oldest-label").textContent = "oldest acknowledged, not yet committed";
 }
 
-function showFault(fault) {
-  const box = $("fault-status");
-  const running = fault && !fault.ended_at;
-  for (const button of document.querySelectorAll("#faults button")) button.disabled = Boolean(running);
-  if (!fault) return;
-  const key = `${fault.name}@${fault.started_at}`;
-  if (!run.faults.find((f) => `${f.name}@${f.started_at}` === key) || fault.ended_at) {
-    run.faults = run.faults.filter((f) => `${f.name}@${f.started_at}` !== key).concat([fault]);
+// The fault under way as this page follows it: one entry of run.faults from its start to its end.
+// On AWS the cluster may still read "available" for a while after the call, and a status names a
+// disruption afresh each time: the entry is closed only once the fault was seen running and is no
+// longer, or after FAULT_GRACE_MS without ever being seen.
+let openFault = null; // { entry, seenRunning, since }
+const FAULT_GRACE_MS = 120_000;
+
+function followFault(started) {
+  openFault = { entry: { ...started }, seenRunning: false, since: Date.now() };
+  run.faults.push(openFault.entry);
+  renderFault();
+}
+
+function showFault(fault, at) {
+  const running = Boolean(fault && !fault.ended_at);
+  if (running && !openFault) {
+    followFault(fault); // started elsewhere (another page, the ops CLI) or before this page opened
   }
+  if (running) {
+    openFault.seenRunning = true;
+  } else if (openFault) {
+    const sameRun = fault && fault.started_at === openFault.entry.started_at;
+    if (sameRun || openFault.seenRunning || Date.now() - openFault.since > FAULT_GRACE_MS) {
+      Object.assign(openFault.entry, {
+        ended_at: (sameRun && fault.ended_at) || at.toISOString(),
+        error: (sameRun && fault.error) || null,
+      });
+      openFault = null;
+    }
+  }
+  renderFault();
+}
+
+function renderFault() {
+  for (const button of document.querySelectorAll("#faults button")) button.disabled = Boolean(openFault);
+  const fault = openFault ? openFault.entry : run.faults[run.faults.length - 1];
+  if (!fault) return;
+  const box = $("fault-status");
   const length = fault.seconds ? ` (${fault.seconds} s)` : "";
-  box.className = `fault-status ${running ? "running" : fault.error ? "failed" : ""}`;
-  box.textContent = running
+  box.className = `fault-status ${openFault ? "running" : fault.error ? "failed" : ""}`;
+  box.textContent = openFault
     ? `${fault.name}${length} running since ${new Date(fault.started_at).toLocaleTimeString("en-GB")}`
     : fault.error
       ? `${fault.name} failed: ${fault.error}`
@@ -454,8 +495,7 @@ async function startFault(fault, input) {
   const body = { name: fault.name };
   if (input) body.seconds = Number(input.value);
   try {
-    const started = await api("faults", body);
-    showFault(started);
+    followFault(await api("faults", body));
   } catch (error) {
     showError("fault-error", error.message);
   }

@@ -281,7 +281,7 @@ function showRelativeTime(li) {
 
 // ---- the backend's status: roles, queue, counts, events -----------------------------------------
 
-const seen = { since: null, writable: null, queueUp: null, backlog: false, queueEmptyAt: null, writableSince: Date.now() };
+const seen = { since: null, events: new Set(), writable: null, queueUp: null, backlog: false, queueEmptyAt: null, writableSince: Date.now() };
 
 async function pollStatus() {
   const query = new URLSearchParams();
@@ -296,8 +296,12 @@ async function pollStatus() {
     return;
   }
   for (const event of status.events) {
+    // The backend may answer an event again (RDS's are asked with an overlap): each is shown once.
+    const key = `${event.source}@${event.at}@${event.message}`;
+    if (seen.events.has(key)) continue;
+    seen.events.add(key);
     observe(event.source, event.message, new Date(event.at));
-    seen.since = event.at;
+    if (!seen.since || event.at > seen.since) seen.since = event.at;
   }
   showDatabase(status);
   showQueue(status.queue, askedAt);
@@ -401,15 +405,20 @@ function showOldest() {
   $("queue-oldest-label").textContent = "oldest acknowledged, not yet committed";
 }
 
-function showFault(fault) {
+function showFault(answered) {
   const box = $("fault-status");
+  // One entry per fault (by name and start); one the backend no longer reports has ended by now.
+  const open = run.faults.findLast((f) => !f.ended_at);
+  const sameAsOpen = answered && open && answered.name === open.name && answered.started_at === open.started_at;
+  if (open && !sameAsOpen) open.ended_at = new Date().toISOString();
+  const fault = answered || open || run.faults.at(-1);
+  if (answered) {
+    const key = `${answered.name}@${answered.started_at}`;
+    run.faults = run.faults.filter((f) => `${f.name}@${f.started_at}` !== key).concat([answered]);
+  }
   const running = fault && !fault.ended_at;
   for (const button of document.querySelectorAll("#faults button")) button.disabled = Boolean(running);
   if (!fault) return;
-  const key = `${fault.name}@${fault.started_at}`;
-  if (!run.faults.find((f) => `${f.name}@${f.started_at}` === key) || fault.ended_at) {
-    run.faults = run.faults.filter((f) => `${f.name}@${f.started_at}` !== key).concat([fault]);
-  }
   const length = fault.seconds ? ` (${fault.seconds} s)` : "";
   box.className = `fault-status ${running ? "running" : fault.error ? "failed" : ""}`;
   box.textContent = running

@@ -17,7 +17,7 @@ from moto import mock_aws
 from ingest.api import Conflict, InvalidInput, Unavailable
 from ingest.config import ConsoleSettings, DatabaseSettings
 from ingest.console import FaultInProgress, ReconcileRequest
-from ingest.console_aws import AwsBackend
+from ingest.console_aws import EVENTS_OVERLAP, AwsBackend
 from local.servers import free_port
 from local.template import Template
 
@@ -239,7 +239,7 @@ def test_the_status_names_the_disruption_from_the_clusters_state(
         stubber.add_response(
             "describe_events",
             {"Events": []},
-            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0},
+            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0 - EVENTS_OVERLAP},
         )
     # WHEN the page asks for the status
     status = moto_stack.backend(rds).status(None, T0)
@@ -249,18 +249,75 @@ def test_the_status_names_the_disruption_from_the_clusters_state(
     assert status.database_writable is False
 
 
-def test_the_timeline_has_the_rds_events_of_the_cluster_and_its_instances_after_since(
+def no_events(stubber: Stubber, since: datetime) -> None:
+    for source_type, source in (("db-cluster", CLUSTER), ("db-instance", "db-a"), ("db-instance", "db-b")):
+        stubber.add_response(
+            "describe_events",
+            {"Events": []},
+            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": since - EVENTS_OVERLAP},
+        )
+
+
+def test_a_failover_is_one_fault_from_its_start_until_the_cluster_is_available_again(moto_stack, stubbed_rds):
+    # GIVEN an available cluster the console fails over
+    rds, stubber = stubbed_rds
+    both_available = {"db-a": "available", "db-b": "available"}
+    for _ in range(2):  # the availability check, then the failover's own look-up of the reader
+        described_cluster(stubber, "available", both_available)
+    stubber.add_response("failover_db_cluster", {}, {"DBClusterIdentifier": CLUSTER})
+    backend = moto_stack.backend(rds)
+    started = backend.start_fault("failover", None)
+    # WHEN the page polls while RDS has not begun yet, then while the cluster fails over, asks for a
+    # second fault meanwhile, and polls once the cluster is available again
+    polls = []
+    for cluster_status in ("available", "failing-over", "failing-over"):
+        described_cluster(stubber, cluster_status, both_available)
+        no_events(stubber, T0)
+        polls.append(backend.status(None, T0).fault)
+    described_cluster(stubber, "failing-over", both_available)
+    with pytest.raises(FaultInProgress, match="one fault at a time"):
+        backend.start_fault("restart", None)
+    described_cluster(stubber, "available", both_available, writer="db-b")
+    no_events(stubber, T0)
+    ended = backend.status(None, T0).fault
+    # THEN every poll shows the one failover with the started_at it began with, running until the end
+    assert all(poll == started for poll in polls)
+    assert started.ended_at is None
+    # AND the last has it ended, at a time after its start
+    assert ended is not None
+    assert (ended.name, ended.started_at) == ("failover", started.started_at)
+    assert ended.ended_at is not None
+    assert ended.ended_at >= started.started_at
+
+
+def test_a_fault_just_started_is_refused_a_second_time_while_the_cluster_still_looks_available(
     moto_stack, stubbed_rds
 ):
-    # GIVEN RDS events of the cluster and of an instance, one of them at the moment the page asks from
+    # GIVEN a failover started, RDS still reporting the cluster available
+    rds, stubber = stubbed_rds
+    for _ in range(2):
+        described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"})
+    stubber.add_response("failover_db_cluster", {}, {"DBClusterIdentifier": CLUSTER})
+    backend = moto_stack.backend(rds)
+    backend.start_fault("failover", None)
+    described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"})
+    # WHEN a second fault is asked for THEN it is a 409 (no RebootDBInstance is stubbed)
+    with pytest.raises(FaultInProgress, match="failover is running"):
+        backend.start_fault("restart", None)
+
+
+def test_the_timeline_has_the_rds_events_of_the_cluster_and_its_instances_once_each(moto_stack, stubbed_rds):
+    # GIVEN RDS events of the cluster and of an instance, one of them published late (before since)
+    # and one that RDS answers twice
     rds, stubber = stubbed_rds
     described_cluster(stubber, "available", {"db-a": "available", "db-b": "available"}, writer="db-b")
+    late = (T0 - timedelta(seconds=20), "Started cross AZ failover to DB instance: db-b")
     events = {
         ("db-cluster", CLUSTER): [
-            (T0, "Started cross AZ failover to DB instance: db-b"),  # the page has it already
+            late,
             (T0 + timedelta(seconds=31), "Completed failover to DB instance: db-b"),
         ],
-        ("db-instance", "db-a"): [(T0 + timedelta(seconds=12), "DB instance restarted")],
+        ("db-instance", "db-a"): [(T0 + timedelta(seconds=12), "DB instance restarted")] * 2,
         ("db-instance", "db-b"): [],
     }
     for (source_type, source), answers in events.items():
@@ -272,12 +329,13 @@ def test_the_timeline_has_the_rds_events_of_the_cluster_and_its_instances_after_
                     for at, message in answers
                 ]
             },
-            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0},
+            {"SourceType": source_type, "SourceIdentifier": source, "StartTime": T0 - EVENTS_OVERLAP},
         )
     # WHEN the page asks for what happened since T0
     status = moto_stack.backend(rds).status(None, T0)
-    # THEN it gets the later events, oldest first, from RDS, naming their source
+    # THEN it gets them from a minute before, each once, oldest first, from RDS, naming their source
     assert [(event.at, event.source, event.message) for event in status.events] == [
+        (late[0], "rds", f"{CLUSTER}: {late[1]}"),
         (T0 + timedelta(seconds=12), "rds", "db-a: DB instance restarted"),
         (T0 + timedelta(seconds=31), "rds", f"{CLUSTER}: Completed failover to DB instance: db-b"),
     ]

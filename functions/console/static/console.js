@@ -22,7 +22,15 @@ const fmt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleSt
 
 // ---- sign-in (AWS only: config.json is served there; locally it is absent and auth is off) ----------
 
-const auth = { config: null, token: sessionStorage.getItem("console.token") };
+const auth = {
+  config: null,
+  token: sessionStorage.getItem("console.token"),
+  refreshToken: sessionStorage.getItem("console.refresh"),
+  refreshing: null, // the refresh under way, shared by every request that needs it
+  refreshTimer: null,
+};
+// The access token lasts an hour: it is renewed this long before it expires.
+const REFRESH_BEFORE_EXPIRY_MS = 5 * 60 * 1000;
 
 async function loadAuthConfig() {
   let response;
@@ -80,10 +88,52 @@ async function finishSignIn() {
     }),
   });
   if (!response.ok) throw new Error(`sign-in failed: ${response.status}`);
-  const tokens = await response.json();
+  keepTokens(await response.json());
+  sessionStorage.removeItem("console.pkce");
+  return true;
+}
+
+function keepTokens(tokens) {
   auth.token = tokens.access_token;
   sessionStorage.setItem("console.token", auth.token);
-  sessionStorage.removeItem("console.pkce");
+  if (tokens.refresh_token) {
+    auth.refreshToken = tokens.refresh_token; // a refresh answers without one: the first stays valid
+    sessionStorage.setItem("console.refresh", auth.refreshToken);
+  }
+  clearTimeout(auth.refreshTimer);
+  const renewInMs = Math.max(0, Number(tokens.expires_in || 3600) * 1000 - REFRESH_BEFORE_EXPIRY_MS);
+  auth.refreshTimer = setTimeout(renewToken, renewInMs);
+}
+
+// A new access token from the refresh token (public client: no secret); false if Cognito refuses.
+function renewToken() {
+  if (!auth.config || !auth.refreshToken) return Promise.resolve(false);
+  auth.refreshing ??= fetch(`https://${auth.config.cognito_domain}/oauth2/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "refresh_token", client_id: auth.config.client_id, refresh_token: auth.refreshToken }),
+  })
+    .then(async (response) => {
+      if (!response.ok) return false;
+      keepTokens(await response.json());
+      return true;
+    })
+    .catch(() => false)
+    .finally(() => {
+      auth.refreshing = null;
+    });
+  return auth.refreshing;
+}
+
+// The sign-in has lapsed and cannot be renewed: while traffic runs the run is kept, not left for sign-in.
+function signInLapsed() {
+  if (traffic.timer) {
+    stopTraffic();
+    observe("page", "Sign-in expired: traffic stopped. Download the run, then reload the page to sign in again");
+    return false;
+  }
+  sessionStorage.removeItem("console.token");
+  signIn();
   return true;
 }
 
@@ -91,14 +141,14 @@ function authHeaders() {
   return auth.token ? { Authorization: auth.token } : {};
 }
 
-async function api(path, body) {
+async function api(path, body, renewed = false) {
   const init = body === undefined
     ? { headers: authHeaders(), cache: "no-store" }
     : { method: "POST", headers: { "Content-Type": "application/json", ...authHeaders() }, body: JSON.stringify(body) };
   const response = await fetch(API + path, init);
   if (response.status === 401 && auth.config) {
-    sessionStorage.removeItem("console.token");
-    await signIn();
+    if (!renewed && (await renewToken())) return api(path, body, true);
+    signInLapsed();
   }
   const payload = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -241,6 +291,11 @@ async function send(request) {
         run.byRequestId.set(answer.request_id, request);
         return;
       }
+      if (response.status === 401 && auth.config && !request.renewed) {
+        request.renewed = true; // the token expired on the way: once more with a renewed one
+        if (await renewToken()) continue;
+        signInLapsed();
+      }
       if (!response.ok && response.status < 500) {
         count("client");
         request.status = response.status; // final: the request itself is wrong (or not allowed)
@@ -286,7 +341,7 @@ function showRelativeTime(li) {
 
 // ---- the backend's status: roles, queue, counts, events -----------------------------------------
 
-const seen = { since: null, writable: null, queueUp: null, backlog: false, queueEmptyAt: null, writableSince: Date.now() };
+const seen = { since: null, events: new Set(), writable: null, queueUp: null, backlog: false, queueEmptyAt: null, writableSince: Date.now() };
 
 async function pollStatus() {
   const query = new URLSearchParams();
@@ -301,8 +356,12 @@ async function pollStatus() {
     return;
   }
   for (const event of status.events) {
+    // The backend may answer an event again (RDS's are asked with an overlap): each is shown once.
+    const key = `${event.source}@${event.at}@${event.message}`;
+    if (seen.events.has(key)) continue;
+    seen.events.add(key);
     observe(event.source, event.message, new Date(event.at));
-    seen.since = event.at;
+    if (!seen.since || event.at > seen.since) seen.since = event.at;
   }
   showDatabase(status);
   showQueue(status.queue, askedAt);

@@ -76,16 +76,17 @@ def recent_events(rds: Any, cluster_id: str, since: datetime, members: list[Memb
     """RDS events of the cluster and its instances since `since`, oldest first."""
     events: list[dict[str, str]] = []
     sources = [("db-cluster", cluster_id)] + [("db-instance", member.instance_id) for member in members]
+    pages = rds.get_paginator("describe_events")  # at most 100 events per answer
     for source_type, source_id in sources:
-        answer = rds.describe_events(SourceType=source_type, SourceIdentifier=source_id, StartTime=since)
-        events.extend(
-            {
-                "time": event["Date"].isoformat(),
-                "source": event["SourceIdentifier"],
-                "message": event["Message"],
-            }
-            for event in answer.get("Events", [])
-        )
+        for answer in pages.paginate(SourceType=source_type, SourceIdentifier=source_id, StartTime=since):
+            events.extend(
+                {
+                    "time": event["Date"].isoformat(),
+                    "source": event["SourceIdentifier"],
+                    "message": event["Message"],
+                }
+                for event in answer.get("Events", [])
+            )
     return sorted(events, key=lambda event: event["time"])
 
 

@@ -2,11 +2,14 @@
 read-only database user (ingest.console is the contract it fulfils).
 
 - Roles, zones and states: DescribeDBClusters and DescribeDBInstances (ingest.aurora).
-- Faults: FailoverDBCluster and RebootDBInstance of the writer, nothing else. A Lambda function keeps
-  no state between invocations, so "one fault at a time" is read from the cluster itself: a fault is
-  refused (409) while the cluster or one of its instances is not "available", which covers a fault
-  started from another browser, by the operator CLI or by RDS.
-- Timeline: RDS's own events of the cluster and its instances (DescribeEvents).
+- Faults: FailoverDBCluster and RebootDBInstance of the writer, nothing else. The function's container
+  keeps the fault it started or saw (its started_at fixed) until the cluster has been seen not available
+  and available again; RDS may still report "available" right after the call, so a fault just started
+  counts as running for FAULT_SETTLE_TIMEOUT unless the cluster has gone through it by then. A fault is
+  refused (409) while one runs and while the cluster or one of its instances is not "available", which
+  covers a fault started from another browser or container, by the operator CLI or by RDS.
+- Timeline: RDS's own events of the cluster and its instances (DescribeEvents), asked from a minute
+  before `since` (RDS publishes events late) and told apart by source, time and message.
 - Queues: GetQueueAttributes of the queue and the dead-letter queue. The age of the oldest message is
   a CloudWatch metric only (SQS has no such attribute), so it stays unknown here.
 - A run's rows per instance: counted through each instance endpoint, so the reader's count shows
@@ -56,6 +59,10 @@ FAULTS = (
 )
 # The timeline's reach when the page asks without `since` (its first status of a run).
 EVENTS_LOOKBACK = timedelta(hours=1)
+# RDS publishes an event some seconds after its time: each status asks again from this long before `since`.
+EVENTS_OVERLAP = timedelta(minutes=1)
+# How long a fault just started counts as running while the cluster still looks untouched.
+FAULT_SETTLE_TIMEOUT = timedelta(minutes=5)
 # RDS's refusals that mean "the cluster is busy with something else".
 BUSY_CLUSTER_ERRORS = frozenset({"InvalidDBClusterStateFault", "InvalidDBInstanceState"})
 
@@ -73,6 +80,10 @@ class AwsBackend:
         self.sqs = sqs
         # One connection per endpoint, kept by the container like the other functions' (ingest.connection).
         self._databases: dict[tuple[str, int], Database] = {}
+        # The fault this container started or saw, and whether the cluster has been seen not available
+        # since it began.
+        self._fault: FaultRun | None = None
+        self._fault_seen_busy = False
 
     def faults(self) -> list[Fault]:
         return list(FAULTS)
@@ -100,7 +111,7 @@ class AwsBackend:
                 for member in cluster.members
             ],
             queue=self._queue_state(),
-            fault=_disruption(cluster, events),
+            fault=self._track_fault(cluster, events),
             events=events,
         )
 
@@ -110,10 +121,11 @@ class AwsBackend:
             offered = ", ".join(fault.name for fault in FAULTS)
             raise InvalidInput("unknown_fault", f"no fault {name!r} on AWS; the faults are {offered}", "name")
         cluster = aurora.describe_cluster(self.rds, self.settings.cluster_id)
-        if not cluster.available:
+        running = self._track_fault(cluster, [])
+        if running is not None and running.ended_at is None:
             raise FaultInProgress(
                 "fault_in_progress",
-                f"cluster {cluster.cluster_id} is not available yet ({_states(cluster)}): "
+                f"{running.name} is running since {running.started_at.isoformat()} ({_states(cluster)}): "
                 "one fault at a time, wait until every instance is available",
             )
         started_at = datetime.now(UTC)
@@ -131,7 +143,9 @@ class AwsBackend:
                 ) from None
             raise
         logger.info("fault started", fault=name, cluster=cluster.cluster_id)
-        return FaultRun(name=name, seconds=None, started_at=started_at)
+        self._fault = FaultRun(name=name, seconds=None, started_at=started_at)
+        self._fault_seen_busy = False
+        return self._fault
 
     def reconcile(self, request: ReconcileRequest) -> Reconciliation:
         database = self._database(self.settings.database)
@@ -185,18 +199,37 @@ class AwsBackend:
             logger.info("instance did not answer", instance=instance_id, error=error_label(error))
             return None
 
+    def _track_fault(self, cluster: aurora.Cluster, events: list[ConsoleEvent]) -> FaultRun | None:
+        """The fault running now, or the last one (with its ended_at): the one started here ends once
+        the cluster has been seen not available and then available again (or has looked untouched for
+        FAULT_SETTLE_TIMEOUT); a disruption started elsewhere is tracked from when it is first seen."""
+        now = datetime.now(UTC)
+        fault = self._fault
+        if fault is not None and fault.ended_at is None:
+            if not cluster.available:
+                self._fault_seen_busy = True
+            elif self._fault_seen_busy or now - fault.started_at >= FAULT_SETTLE_TIMEOUT:
+                self._fault = fault.model_copy(update={"ended_at": now})
+            return self._fault
+        if not cluster.available:
+            self._fault = FaultRun(
+                name=_disruption_name(cluster), seconds=None, started_at=events[0].at if events else now
+            )
+            self._fault_seen_busy = True
+        return self._fault
+
     def _rds_events(self, cluster: aurora.Cluster, since: datetime) -> list[ConsoleEvent]:
-        events = aurora.recent_events(self.rds, cluster.cluster_id, since, cluster.members)
-        timeline = [
-            ConsoleEvent(
+        events = aurora.recent_events(self.rds, cluster.cluster_id, since - EVENTS_OVERLAP, cluster.members)
+        timeline = {
+            (event["source"], event["time"], event["message"]): ConsoleEvent(
                 at=datetime.fromisoformat(event["time"]),
                 source="rds",
                 message=f"{event['source']}: {event['message']}",
             )
             for event in events
-        ]
-        # DescribeEvents' StartTime is inclusive; the page asks from the last event it has.
-        return [event for event in timeline if event.at > since]
+        }
+        # The page tells apart the events it already has by the same time, source and message.
+        return list(timeline.values())
 
     def _queue_state(self) -> QueueState:
         try:
@@ -226,15 +259,11 @@ def _states(cluster: aurora.Cluster) -> str:
     return f"cluster {cluster.status}; {members}" if members else f"cluster {cluster.status}"
 
 
-def _disruption(cluster: aurora.Cluster, events: list[ConsoleEvent]) -> FaultRun | None:
-    """What the cluster is going through while it is not available, named from its state: a failover
-    (the cluster is failing over) or a restart (an instance reboots); None once all is available."""
-    if cluster.available:
-        return None
+def _disruption_name(cluster: aurora.Cluster) -> str:
+    """What a cluster that is not available is going through, named from its state: a failover (the
+    cluster is failing over), a restart (an instance reboots), else its states."""
     if cluster.status == "failing-over":
-        name = "failover"
-    elif any(member.status == "rebooting" for member in cluster.members):
-        name = "restart"
-    else:
-        name = _states(cluster)
-    return FaultRun(name=name, seconds=None, started_at=events[0].at if events else datetime.now(UTC))
+        return "failover"
+    if any(member.status == "rebooting" for member in cluster.members):
+        return "restart"
+    return _states(cluster)

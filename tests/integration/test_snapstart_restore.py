@@ -93,6 +93,10 @@ def test_a_restored_producer_signs_with_the_credentials_it_is_given_after_the_re
     # THEN the producer has a client of its own that signs with them, and still enqueues
     assert producer.producer.sqs is not client_of_init
     assert access_key_of_next_request(producer.producer.sqs) == "ASIARESTOREDENVIRON1"
+    # AND the service model it signs with is the one parsed at init, from the snapshot, not parsed again
+    assert producer.producer.sqs.meta.service_model._service_description is (
+        client_of_init.meta.service_model._service_description
+    )
     post(producer, lambda_context, "after-restore")
     assert len(queues.messages(queues.queue_url)) == 2
 

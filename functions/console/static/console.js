@@ -264,6 +264,7 @@ function offer() {
     deadLettered: false,
     checkedAt: null, // when the last reconcile that asked about it was sent
     queueEmptyBeforeCheck: null, // the last time the queue was seen empty before that check
+    writableForAtCheck: null, // how long the database had been writable when that check was sent
   };
   run.requests.push(request);
   count("offered");
@@ -583,6 +584,9 @@ async function reconcile(maxIds) {
   recheckCursor = done.length ? (recheckCursor + Math.min(done.length, room)) % done.length : 0;
   const checkedAt = Date.now();
   const queueEmptyAt = seen.queueEmptyAt; // seen before this check was sent
+  // How long the database had been writable when this check was sent (null: it was not): the verdict
+  // on each id rests on the moment of its check, not on what happens to the database later.
+  const writableFor = seen.writable ? checkedAt - seen.writableSince : null;
   let answer;
   try {
     answer = await api("reconcile", { run_id: run.id, request_ids: batch.map((r) => r.requestId) });
@@ -597,6 +601,7 @@ async function reconcile(maxIds) {
     request.deadLettered = deadLettered.has(request.requestId);
     request.checkedAt = checkedAt;
     request.queueEmptyBeforeCheck = queueEmptyAt;
+    request.writableForAtCheck = writableFor;
   }
   run.reconciled = answer.run;
   showReconciliation();
@@ -608,7 +613,7 @@ function isLost(request) {
   // The pipeline has had its chance: the queue was seen empty after the 2xx and before the check, or
   // the check came a minute after the 2xx while the database had been writable for 30 s.
   const drainedSince = request.queueEmptyBeforeCheck > request.acknowledgedAt;
-  const overdue = request.checkedAt - request.acknowledgedAt > LOST_AFTER_MS && seen.writable && request.checkedAt - seen.writableSince > WRITABLE_FOR_MS;
+  const overdue = request.checkedAt - request.acknowledgedAt > LOST_AFTER_MS && request.writableForAtCheck > WRITABLE_FOR_MS;
   return Boolean(drainedSince || overdue);
 }
 

@@ -474,9 +474,9 @@ function showOldest() {
 }
 
 // The fault under way as this page follows it: one entry of run.faults from its start to its end.
-// On AWS the cluster may still read "available" for a while after the call, and a status names a
-// disruption afresh each time: the entry is closed only once the fault was seen running and is no
-// longer, or after FAULT_GRACE_MS without ever being seen.
+// On AWS the cluster may still read "available" for a while after the call, and a status answered by
+// another container of the console function does not know the fault this page started: the entry is
+// closed only once the fault was seen running and is no longer, or after FAULT_GRACE_MS unseen.
 let openFault = null; // { entry, seenRunning, since }
 const FAULT_GRACE_MS = 120_000;
 

@@ -137,9 +137,11 @@ class QueueSettings:
 
 
 class Template:
-    def __init__(self, path: Path = TEMPLATE_PATH):
+    def __init__(self, path: Path = TEMPLATE_PATH, document: dict[str, Any] | None = None):
+        """The template at `path`, or `document` read from there and changed since (the SAM transform's
+        output, for the tests of what CloudFormation receives)."""
         self.path = path
-        self.document = load_template(path)
+        self.document = load_template(path) if document is None else document
 
     @cached_property
     def parameters(self) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def test_the_function_has_a_fixed_name_that_the_api_definition_invokes():
             assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     permission = CONSOLE["ConsoleApiPermission"]["Properties"]
     assert permission["FunctionName"] == {"Ref": "ConsoleFunction"}
-    assert permission["SourceArn"]["Fn::Sub"].endswith("${IngestApi}/*/*/console*")
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${IngestApi}/${ApiStageName}/*/console*")
 
 
 def test_the_function_reads_as_the_read_only_user_with_iam_and_verified_tls_before_api_gateway_gives_up():

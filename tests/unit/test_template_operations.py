@@ -289,16 +289,39 @@ def test_every_event_is_kept_in_a_log_group_with_retention_that_eventbridge_may_
     assert log_group["LogGroupName"]["Fn::Sub"].startswith("/aws/events/")  # EventBridge's requirement
     # GIVEN the log group's resource policy, substituted as CloudFormation would
     policy_text = RESOURCES["RdsEventsLogGroupPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
-    (statement,) = json.loads(re.sub(r"\$\{([A-Za-z0-9:._]+)\}", r"<\1>", policy_text))["Statement"]
-    # THEN EventBridge may write to that group, for this stack's record rule only
-    assert "events.amazonaws.com" in statement["Principal"]["Service"]
-    assert set(statement["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert statement["Resource"] == "<RdsEventsLogGroup.Arn>"
-    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
-    assert source.endswith(
-        ":rule/" + record["Name"]["Fn::Sub"].replace("${AWS::StackName}", "<AWS::StackName>")
-    )
+    policy = json.loads(re.sub(r"\$\{([A-Za-z0-9:._]+)\}", r"<\1>", policy_text))
+    rule_arn = "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/" + record["Name"][
+        "Fn::Sub"
+    ].replace("${AWS::StackName}", "<AWS::StackName>")
+    group = "<RdsEventsLogGroup.Arn>"
+    # WHEN EventBridge delivers as it does: the stream is created without aws:SourceArn in the request
+    # context, the events are put with the rule's ARN as aws:SourceArn (docs/aws-behaviours.md)
+    # THEN both are allowed, and another rule's events are not
+    assert _allows(policy, "events.amazonaws.com", "logs:CreateLogStream", group, {})
+    assert _allows(policy, "events.amazonaws.com", "logs:PutLogEvents", group, {"aws:SourceArn": rule_arn})
+    other_rule = {"aws:SourceArn": rule_arn.replace("-rds-events-record", "-someone-elses-rule")}
+    assert not _allows(policy, "events.amazonaws.com", "logs:PutLogEvents", group, other_rule)
+    assert not _allows(policy, "events.amazonaws.com", "logs:PutLogEvents", group, {})
     assert RESOURCES["RdsEventsRecordRule"]["DependsOn"] == "RdsEventsLogGroupPolicy"
+
+
+def _allows(
+    policy: dict[str, Any], service: str, action: str, resource: str, context: dict[str, str]
+) -> bool:
+    """Whether an Allow statement of a resource policy grants `service` the call: principal, action,
+    resource and the ArnEquals conditions (a condition on a key the request lacks does not match, as in
+    IAM's evaluation). Only what this template's resource policies use."""
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow" or service not in statement["Principal"]["Service"]:
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action not in actions or statement["Resource"] != resource:
+            continue
+        conditions = statement.get("Condition", {})
+        assert set(conditions) <= {"ArnEquals"}, "a condition operator this check does not know"
+        if all(context.get(key) == value for key, value in conditions.get("ArnEquals", {}).items()):
+            return True
+    return False
 
 
 def test_failover_failure_restarts_maintenance_and_blue_green_events_reach_the_operator():

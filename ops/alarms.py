@@ -11,13 +11,14 @@ DATABASE_UNAVAILABLE_ALARM = "DatabaseUnavailableAlarm"  # template.yaml's logic
 def firing(cloudwatch: Any, names: list[str]) -> list[dict[str, str]]:
     """The alarms among `names` in ALARM, with their reason."""
     found: list[dict[str, str]] = []
+    pages = cloudwatch.get_paginator("describe_alarms")  # an answer may hold fewer alarms than names asked
     for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
-        answer = cloudwatch.describe_alarms(AlarmNames=names[start : start + 100])
-        found.extend(
-            {"name": alarm["AlarmName"], "reason": alarm.get("StateReason", "")}
-            for alarm in answer.get("MetricAlarms", [])
-            if alarm["StateValue"] == "ALARM"
-        )
+        for answer in pages.paginate(AlarmNames=names[start : start + 100]):
+            found.extend(
+                {"name": alarm["AlarmName"], "reason": alarm.get("StateReason", "")}
+                for alarm in answer.get("MetricAlarms", [])
+                if alarm["StateValue"] == "ALARM"
+            )
     return found
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from botocore.exceptions import (
 )
 
 from ingest import aurora, dead_letters
+from ingest.dead_letters import LONGEST_WAIT_S
 from ops import alarms, database, dlq
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
@@ -30,6 +32,9 @@ from ops.stack import OperatorError, StackTargets, describe_stack
 RDS_EVENTS_LOG_GROUP = "RdsEventsLogGroup"
 EVENTS_SHOWN = 10
 DEFAULT_MAX_BACKLOG = 1000
+# A peek's receives long-poll (ingest.dead_letters): long enough for SQS to answer from all its servers,
+# short enough that the peek's last, empty receive does not keep the operator waiting.
+DEFAULT_PEEK_WAIT_S = 5
 
 
 class Operator:
@@ -112,15 +117,26 @@ class Operator:
         """The RDS event timeline: the stack's RDS events log group, or RDS's own event list without one."""
         log_group = self.stack.resource(RDS_EVENTS_LOG_GROUP)
         if log_group:
-            answer = self.client("logs").filter_log_events(
-                logGroupName=log_group, startTime=int(since.timestamp() * 1000)
+            # FilterLogEvents answers in pages, oldest first, a page possibly empty before the last
+            # (CloudWatch Logs API Reference); the paginator follows nextToken to the end, only the newest
+            # EVENTS_SHOWN are kept on the way.
+            pages = self.client("logs").get_paginator("filter_log_events")
+            newest = deque(
+                (
+                    event
+                    for answer in pages.paginate(
+                        logGroupName=log_group, startTime=int(since.timestamp() * 1000)
+                    )
+                    for event in answer.get("events", [])
+                ),
+                maxlen=EVENTS_SHOWN,
             )
             events = [
                 {
                     "time": datetime.fromtimestamp(event["timestamp"] / 1000, UTC).isoformat(),
                     **_rds_detail(event),
                 }
-                for event in answer.get("events", [])
+                for event in newest
             ]
         else:
             cluster = aurora.describe_cluster(self.rds, self.cluster_id)
@@ -201,7 +217,9 @@ def status(operator: Operator) -> dict[str, Any]:
 
 
 def dlq_peek(operator: Operator) -> dict[str, Any]:
-    letters = dead_letters.peek(operator.sqs, operator.dead_letter_url, operator.options.limit)
+    letters = dead_letters.peek(
+        operator.sqs, operator.dead_letter_url, operator.options.limit, operator.options.wait
+    )
     return {"dead_letter_queue": operator.dead_letter_url, "messages": [asdict(letter) for letter in letters]}
 
 
@@ -215,7 +233,9 @@ def dlq_redrive(operator: Operator) -> dict[str, Any]:
                 " Wait for it to clear, or pass --force"
             )
         operator.waiter.say(f"{alarm} is in ALARM; redriving anyway (--force)")
-    result = dlq.redrive(operator.sqs, operator.dead_letter_url, operator.queue_url, operator.waiter)
+    result = dlq.redrive(
+        operator.sqs, operator.dead_letter_url, operator.queue_url, operator.waiter, operator.options.timeout
+    )
     return {"redrive": asdict(result)}
 
 
@@ -356,6 +376,13 @@ def parser() -> argparse.ArgumentParser:
         "peek", help="show dead-lettered records; each one shown costs one receive, and stays in the queue"
     )
     peek.add_argument("--limit", type=int, default=10, help="most messages to show (default 10)")
+    peek.add_argument(
+        "--wait",
+        type=_receive_wait,
+        default=DEFAULT_PEEK_WAIT_S,
+        help=f"seconds each receive waits for messages, 0 to {LONGEST_WAIT_S}"
+        f" (default {DEFAULT_PEEK_WAIT_S}); the last receive, which finds none, waits all of it",
+    )
     peek.set_defaults(run=dlq_peek)
     redrive = dead_letters.add_parser(
         "redrive",
@@ -383,6 +410,13 @@ def parser() -> argparse.ArgumentParser:
     upgrade_command.set_defaults(run=upgrade)
     top.set_defaults(yes=False)
     return top
+
+
+def _receive_wait(text: str) -> int:
+    seconds = int(text)
+    if not 0 <= seconds <= LONGEST_WAIT_S:
+        raise argparse.ArgumentTypeError(f"a receive waits 0 to {LONGEST_WAIT_S} seconds")
+    return seconds
 
 
 def main(

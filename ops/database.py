@@ -4,6 +4,7 @@ What RDS says about the cluster, failover and reboot are ingest.aurora's (the de
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,9 +52,12 @@ class UpgradePlan:
 
 def plan_upgrade(rds: Any, cluster: Cluster, target_version: str) -> UpgradePlan:
     """Refuses a version RDS does not list as an upgrade target of the cluster's current one."""
-    answer = rds.describe_db_engine_versions(Engine=cluster.engine, EngineVersion=cluster.engine_version)
+    pages = rds.get_paginator("describe_db_engine_versions").paginate(
+        Engine=cluster.engine, EngineVersion=cluster.engine_version
+    )
     targets = {
         target["EngineVersion"]: bool(target.get("IsMajorVersionUpgrade"))
+        for answer in pages
         for version in answer.get("DBEngineVersions", [])
         for target in version.get("ValidUpgradeTarget", [])
     }
@@ -70,9 +74,15 @@ def upgrade_in_place(rds: Any, cluster_id: str, target_version: str) -> None:
     rds.modify_db_cluster(DBClusterIdentifier=cluster_id, EngineVersion=target_version, ApplyImmediately=True)
 
 
+def blue_green_name(cluster_id: str, target_version: str) -> str:
+    """The deployment's name: the cluster and the version in letters, digits and single hyphens, up to 60
+    characters, as RDS's BlueGreenDeploymentName requires (an engine version has dots and underscores)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", f"{cluster_id}-{target_version}")[:60].rstrip("-")
+
+
 def create_blue_green(rds: Any, cluster: Cluster, target_version: str) -> str:
     """A blue/green deployment whose green cluster runs `target_version`; its identifier."""
-    name = f"{cluster.cluster_id}-{target_version.replace('.', '-')}"[:60]
+    name = blue_green_name(cluster.cluster_id, target_version)
     deployment = rds.create_blue_green_deployment(
         BlueGreenDeploymentName=name, Source=cluster.arn, TargetEngineVersion=target_version
     )["BlueGreenDeployment"]

@@ -42,7 +42,12 @@ def redrive(
 
     def finished() -> dict[str, Any] | None:
         # The newest task first; a task loses its handle once it stops running, so it is found as the newest.
-        task: dict[str, Any] = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1)["Results"][0]
+        listed = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results", [])
+        if not listed:
+            # Not listed yet, or no longer: the wait goes on until the task shows or the timeout ends it.
+            waiter.say(f"SQS lists no message move task from {source_arn} yet")
+            return None
+        task: dict[str, Any] = listed[0]
         if task["Status"] in FINISHED_MOVE:
             return task
         waiter.say(

@@ -35,15 +35,25 @@ class StackTargets:
 
 
 def describe_stack(cloudformation: Any, name: str) -> StackTargets:
-    """The outputs and resources of stack `name` (DescribeStacks, DescribeStackResources)."""
+    """The outputs and resources of stack `name` (DescribeStacks, ListStackResources).
+
+    ListStackResources pages through every resource; DescribeStackResources answers at most 100, and the
+    deployed stack has more after the SAM transform (CloudFormation API Reference, DescribeStackResources).
+    """
     stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    if not stacks:
+        raise OperatorError(f"CloudFormation describes no stack {name}")
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stacks[0].get("Outputs", [])}
-    described = cloudformation.describe_stack_resources(StackName=name)["StackResources"]
+    summaries = [
+        summary
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=name)
+        for summary in page.get("StackResourceSummaries", [])
+    ]
     return StackTargets(
         name=name,
         outputs=outputs,
         resources={
-            resource["LogicalResourceId"]: resource.get("PhysicalResourceId", "") for resource in described
+            summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "") for summary in summaries
         },
-        resource_types={item["LogicalResourceId"]: item["ResourceType"] for item in described},
+        resource_types={summary["LogicalResourceId"]: summary["ResourceType"] for summary in summaries},
     )

@@ -4,6 +4,7 @@ template's dead-letter queue: which of a run's request ids are parked there."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from ingest import dead_letters
+from ingest.clients import READ_TIMEOUT_S
 from local.template import Template
 
 
@@ -58,3 +60,34 @@ def test_a_dead_lettered_record_held_by_another_look_is_still_counted(dead_lette
     assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
     # WHEN the queue's messages are counted THEN the hidden record is one of them
     assert dead_letters.message_count(sqs, url) == 1
+
+
+def test_a_peek_waits_for_a_record_another_look_holds(dead_letter_queue):
+    # GIVEN a record received by another look at the queue, hidden for one more second
+    sqs, url = dead_letter_queue
+    park(sqs, url, "r-1", "console-abcdef-00001")
+    assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"]
+    # WHEN the queue is peeked with receives that wait up to 2 s
+    letters = dead_letters.peek(sqs, url, limit=10, wait_s=2)
+    # THEN the long poll waits for the record and shows it (a short poll answers at once: nothing)
+    assert [letter.request_id for letter in letters] == ["r-1"]
+
+
+def test_the_consoles_peek_ends_within_its_clients_read_timeout(dead_letter_queue):
+    # GIVEN a record in the dead-letter queue that another look holds for longer than the console waits
+    sqs, url = dead_letter_queue
+    park(sqs, url, "r-1", "console-abcdef-00001")
+    assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]
+    # WHEN the console asks whether r-1 is parked
+    started = time.monotonic()
+    parked = dead_letters.parked_among(sqs, url, {"r-1"}, limit=100)
+    # THEN its long poll ends well within the console's clients' read timeout, having found nothing to show
+    assert time.monotonic() - started < READ_TIMEOUT_S
+    assert parked == []
+
+
+def test_a_peek_refuses_a_wait_sqs_does_not_take(dead_letter_queue):
+    # GIVEN a wait beyond ReceiveMessage's 20 s WHEN a peek is asked for THEN it is refused before any receive
+    sqs, url = dead_letter_queue
+    with pytest.raises(ValueError, match="0 to 20 s"):
+        dead_letters.peek(sqs, url, limit=10, wait_s=21)

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from ops.cli import main
@@ -80,10 +80,22 @@ def stack(aws: None) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in outputs}
 
 
-def with_alarm(**more: tuple[str, str]) -> Any:
+def resource_summary(logical_id: str, resource_type: str, physical_id: str) -> dict[str, Any]:
+    """A StackResourceSummary of ListStackResources."""
+    return {
+        "LogicalResourceId": logical_id,
+        "PhysicalResourceId": physical_id,
+        "ResourceType": resource_type,
+        "LastUpdatedTimestamp": datetime.now(UTC),
+        "ResourceStatus": "CREATE_COMPLETE",
+    }
+
+
+def with_alarm(pages: int = 1, **more: tuple[str, str]) -> Any:
     """The stack's CloudFormation answers (moto's) with DatabaseUnavailableAlarm among its resources, as
     a deployed stack lists it (the alarm itself is moto's), and `more` resources: logical id ->
-    (type, physical id)."""
+    (type, physical id). ListStackResources answers in `pages` pages: 100 other resources on each page
+    before the last, which holds moto's resources, the alarm and `more`."""
     boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
         AlarmName=ALARM,
         Namespace="CustomerIngest",
@@ -96,23 +108,25 @@ def with_alarm(**more: tuple[str, str]) -> Any:
         ComparisonOperator="GreaterThanThreshold",
     )
     real = boto3.client("cloudformation", region_name=REGION)
-    resources = real.describe_stack_resources(StackName=STACK)
+    summaries = real.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
     listed = {"DatabaseUnavailableAlarm": ("AWS::CloudWatch::Alarm", ALARM)} | more
-    resources["StackResources"].extend(
-        {
-            "StackName": STACK,
-            "LogicalResourceId": logical_id,
-            "PhysicalResourceId": physical_id,
-            "ResourceType": resource_type,
-            "Timestamp": datetime.now(UTC),
-            "ResourceStatus": "CREATE_COMPLETE",
-        }
-        for logical_id, (resource_type, physical_id) in listed.items()
-    )
+    last_page = summaries + [
+        resource_summary(logical_id, kind, physical_id) for logical_id, (kind, physical_id) in listed.items()
+    ]
     stubbed = boto3.client("cloudformation", region_name=REGION)
     stubber = Stubber(stubbed)
     stubber.add_response("describe_stacks", real.describe_stacks(StackName=STACK), {"StackName": STACK})
-    stubber.add_response("describe_stack_resources", resources, {"StackName": STACK})
+    for page in range(1, pages + 1):
+        asked = {"StackName": STACK} | ({"NextToken": f"page-{page}"} if page > 1 else {})
+        if page < pages:
+            others = [
+                resource_summary(f"Function{page}x{n}", "AWS::Lambda::Function", f"function-{page}-{n}")
+                for n in range(100)
+            ]
+            answer = {"StackResourceSummaries": others, "NextToken": f"page-{page + 1}"}
+        else:
+            answer = {"StackResourceSummaries": last_page}
+        stubber.add_response("list_stack_resources", answer, asked)
     stubber.activate()
     return stubbed
 
@@ -176,6 +190,29 @@ def test_peek_takes_explicit_queue_urls_without_a_stack(stack: dict[str, str]) -
     assert "request_id=req-c" in out
 
 
+def test_peek_waits_for_a_dead_letter_another_look_holds(stack: dict[str, str]) -> None:
+    """GIVEN a dead letter received by another look at the queue (a console's peek), hidden for one more
+    second WHEN `dlq peek --output json` runs THEN its long poll waits for it and shows it, where a short
+    poll answers at once that the queue is empty."""
+    dead_letter(stack, "alice", "req-a")
+    sqs = boto3.client("sqs", region_name=REGION)
+    assert sqs.receive_message(QueueUrl=stack["DeadLetterQueueUrl"], VisibilityTimeout=1)["Messages"]
+
+    code, out = run("--stack", STACK, "--output", "json", "dlq", "peek")
+
+    assert code == 0
+    assert [m["request_id"] for m in json.loads(out)["messages"]] == ["req-a"]
+
+
+def test_peek_refuses_a_wait_sqs_does_not_take(capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN a --wait beyond ReceiveMessage's 20 s WHEN `dlq peek` is parsed THEN it is refused (exit 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["dlq", "peek", "--wait", "21"])
+
+    assert exit_.value.code == 2
+    assert "a receive waits 0 to 20 seconds" in capsys.readouterr().err
+
+
 # ---- dlq redrive --------------------------------------------------------------------------------------
 
 
@@ -212,8 +249,9 @@ def depth(messages: int) -> dict[str, str]:
     return {"ApproximateNumberOfMessages": str(messages), "ApproximateNumberOfMessagesNotVisible": "0"}
 
 
-def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
-    """moto has no message move tasks: SQS answers from a Stubber, a task RUNNING once, then `final`."""
+def stubbed_move(stack: dict[str, str], final: dict[str, Any], unlisted: int = 0) -> Stubber:
+    """moto has no message move tasks: SQS answers from a Stubber, a task not listed `unlisted` times
+    (ListMessageMoveTasks answering no task), RUNNING once, then `final`."""
     sqs = boto3.client("sqs", region_name=REGION)
     stubber = Stubber(sqs)
     dlq_arn = "arn:aws:sqs:eu-west-1:123456789012:customers-dlq.fifo"
@@ -246,6 +284,8 @@ def stubbed_move(stack: dict[str, str], final: dict[str, Any]) -> Stubber:
         "ApproximateNumberOfMessagesMoved": 1,
         "ApproximateNumberOfMessagesToMove": 3,
     }
+    for _ in range(unlisted):
+        stubber.add_response("list_message_move_tasks", {"Results": []}, listing)
     stubber.add_response("list_message_move_tasks", {"Results": [running]}, listing)
     stubber.add_response("list_message_move_tasks", {"Results": [final]}, listing)
     left = str(3 - final["ApproximateNumberOfMessagesMoved"])
@@ -306,6 +346,117 @@ def test_a_failed_move_task_is_an_error(stack: dict[str, str], capsys: pytest.Ca
 
     assert code == 1
     assert "FAILED: AWS.SimpleQueueService.NonExistentQueue" in capsys.readouterr().err
+
+
+def test_a_move_task_not_listed_yet_is_waited_for(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN ListMessageMoveTasks answering no task right after the task started WHEN `dlq redrive
+    --output json` follows it THEN it says the task is not listed yet, keeps waiting, and reports the
+    task once it is listed and completes."""
+    completed = {
+        "Status": "COMPLETED",
+        "ApproximateNumberOfMessagesMoved": 3,
+        "ApproximateNumberOfMessagesToMove": 3,
+    }
+    sqs = stubbed_move(stack, completed, unlisted=2)
+
+    code, out = run(
+        "--stack", STACK, "--output", "json", "dlq", "redrive",
+        session=Session(sqs=sqs.client, cloudformation=with_alarm()),
+    )  # fmt: skip
+
+    assert code == 0
+    assert json.loads(out)["redrive"]["status"] == "COMPLETED"
+    assert "SQS lists no message move task from" in capsys.readouterr().err
+    sqs.assert_no_pending_responses()
+
+
+def test_a_move_task_never_listed_ends_in_a_clear_error(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN ListMessageMoveTasks answering no task at all WHEN `dlq redrive --timeout 0` follows the task
+    THEN it exits 1 with one line saying what it gave up waiting for (no traceback)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    stubber = Stubber(sqs)
+    dlq_arn = "arn:aws:sqs:eu-west-1:123456789012:customers-dlq.fifo"
+    stubber.add_response("get_queue_attributes", {"Attributes": {"QueueArn": dlq_arn}})
+    stubber.add_response("get_queue_attributes", {"Attributes": depth(1)})
+    stubber.add_response("get_queue_attributes", {"Attributes": {"QueueArn": dlq_arn.replace("-dlq", "")}})
+    stubber.add_response("start_message_move_task", {"TaskHandle": "task-1"})
+    stubber.add_response("list_message_move_tasks", {"Results": []})
+    stubber.activate()
+
+    code, _ = run(
+        "--stack", STACK, "--timeout", "-1", "dlq", "redrive",
+        session=Session(sqs=sqs, cloudformation=with_alarm()),
+    )  # fmt: skip
+
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .startswith("error: gave up waiting for the message move task")
+    )
+
+
+def test_the_redrive_guard_finds_the_alarm_beyond_the_first_hundred_resources(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a stack of more than 100 resources (as the SAM transform makes it) whose DatabaseUnavailable
+    alarm is listed on the second page of ListStackResources, in ALARM WHEN `dlq redrive` runs THEN it
+    is refused naming the alarm, AND the dead letter stays where it is."""
+    dead_letter(stack, "alice", "req-a")
+    cloudformation = with_alarm(pages=2)
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName=ALARM, StateValue="ALARM", StateReason="test"
+    )
+
+    code, _ = run("--stack", STACK, "dlq", "redrive", session=Session(cloudformation=cloudformation))
+
+    assert code == 1
+    assert ALARM in capsys.readouterr().err
+    assert visible(stack["DeadLetterQueueUrl"]) == 1
+
+
+def metric_alarm(name: str, state: str) -> dict[str, Any]:
+    """A MetricAlarm of DescribeAlarms."""
+    return {"AlarmName": name, "StateValue": state, "StateReason": f"{name} is {state}"}
+
+
+def test_the_upgrade_guard_reads_every_page_of_alarms(
+    stack: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a stack of 61 alarms, DescribeAlarms answering them in two pages, the one in ALARM on the
+    second WHEN an upgrade is asked for THEN it is refused, naming that alarm."""
+    more = {f"Alarm{n:02}": ("AWS::CloudWatch::Alarm", f"alarm-{n:02}") for n in range(60)}
+    names = sorted([ALARM, *(physical_id for _, physical_id in more.values())])
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    stubber = Stubber(cloudwatch)
+    stubber.add_response(
+        "describe_alarms",
+        {"MetricAlarms": [metric_alarm(name, "OK") for name in names[:50]], "NextToken": "next"},
+        {"AlarmNames": names},
+    )
+    stubber.add_response(
+        "describe_alarms",
+        {
+            "MetricAlarms": [
+                metric_alarm(name, "ALARM" if name == "alarm-59" else "OK") for name in names[50:]
+            ]
+        },
+        {"AlarmNames": names, "NextToken": "next"},
+    )
+    stubber.activate()
+
+    code, _ = run(
+        "--stack", STACK, "upgrade", "--engine-version", "8.0.mysql_aurora.3.09.0", "--yes",
+        session=Session(cloudwatch=cloudwatch, cloudformation=with_alarm(**more)),
+    )  # fmt: skip
+
+    assert code == 1
+    assert "alarms are firing (alarm-59)" in capsys.readouterr().err
+    stubber.assert_no_pending_responses()
 
 
 # ---- clear errors ---------------------------------------------------------------------------------------
@@ -622,7 +773,7 @@ def test_a_major_upgrade_goes_through_a_blue_green_deployment(stack: dict[str, s
         "create_blue_green_deployment",
         {"BlueGreenDeployment": {"BlueGreenDeploymentIdentifier": "bgd-1"}},
         {
-            "BlueGreenDeploymentName": f"{CLUSTER}-9-0-mysql_aurora-4-00-0",
+            "BlueGreenDeploymentName": f"{CLUSTER}-9-0-mysql-aurora-4-00-0",
             "Source": f"arn:aws:rds:{REGION}:123456789012:cluster:{CLUSTER}",
             "TargetEngineVersion": target,
         },
@@ -695,6 +846,44 @@ def test_status_reads_the_rds_event_timeline_from_the_stacks_log_group(stack: di
     assert [(event["source"], event["message"]) for event in events] == [
         ("ingest-db-1", "Multi-AZ failover completed")
     ]
+
+
+def rds_event_in_log(second: int, message: str) -> dict[str, Any]:
+    """An RDS event as EventBridge delivers it to the RDS events log group, at 12:00:`second`."""
+    at = datetime(2026, 11, 30, 12, 0, second, tzinfo=UTC)
+    detail = {"SourceIdentifier": CLUSTER, "Message": message}
+    return {"timestamp": int(at.timestamp() * 1000), "message": json.dumps({"detail": detail})}
+
+
+def test_status_shows_the_newest_rds_events_of_every_log_page(stack: dict[str, str]) -> None:
+    """GIVEN FilterLogEvents answering the RDS events log group in three pages (10 events, an empty page
+    with a nextToken, 2 newer events) WHEN status runs THEN the last 10 events shown end with the newest
+    two of the last page."""
+    group = "/customer-ingest-test/rds-events"
+    logs = boto3.client("logs", region_name=REGION)
+    stubber = Stubber(logs)
+    asked = {"logGroupName": group, "startTime": ANY}
+    older = [rds_event_in_log(n, f"event {n}") for n in range(10)]
+    stubber.add_response("filter_log_events", {"events": older, "nextToken": "t1"}, asked)
+    stubber.add_response("filter_log_events", {"events": [], "nextToken": "t2"}, asked | {"nextToken": "t1"})
+    newer = [rds_event_in_log(n, f"event {n}") for n in (10, 11)]
+    stubber.add_response("filter_log_events", {"events": newer}, asked | {"nextToken": "t2"})
+    stubber.activate()
+    rds = boto3.client("rds", region_name=REGION)
+    rds_stubber = Stubber(rds)
+    cluster_answers(rds_stubber, "available", "ingest-db-1")
+    rds_stubber.activate()
+    cloudformation = with_alarm(RdsEventsLogGroup=("AWS::Logs::LogGroup", group))
+
+    code, out = run(
+        "--stack", STACK, "--output", "json", "status",
+        session=Session(rds=rds, logs=logs, cloudformation=cloudformation),
+    )  # fmt: skip
+
+    assert code == 0
+    shown = [event["message"] for event in json.loads(out)["last_rds_events"]]
+    assert shown == [f"event {n}" for n in range(2, 12)]
+    stubber.assert_no_pending_responses()
 
 
 class Unreachable:

@@ -10,6 +10,13 @@ from typing import Any
 # How long a peeked message stays hidden while the next ones are read; they are made visible again at
 # the end of the peek (ChangeMessageVisibility 0), so this only bounds an interrupted peek.
 PEEK_HOLD_S = 30
+# A peek long-polls: a short poll (WaitTimeSeconds 0) asks only a sample of SQS's servers and can answer
+# nothing while the queue holds messages; a long poll asks all of them and answers as soon as one has a
+# message ("Amazon SQS short and long polling", SQS Developer Guide). The last receive of a peek, which
+# finds nothing more, waits the whole time, so each caller bounds it: the console's below its clients'
+# 3 s read timeout (ingest.clients.READ_TIMEOUT_S), the operator CLI longer.
+CONSOLE_PEEK_WAIT_S = 1
+LONGEST_WAIT_S = 20  # ReceiveMessage's WaitTimeSeconds is 0 to 20
 
 
 @dataclass(frozen=True)
@@ -34,14 +41,17 @@ def message_count(sqs: Any, url: str) -> int:
     )
 
 
-def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
+def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLetter]:
     """Up to `limit` dead-lettered messages, left in the queue and visible again when this returns.
 
     SQS has no read without receive: each message shown costs one receive (its ApproximateReceiveCount
     grows by one). The messages are held hidden while the peek pages through the queue, so none is
     counted twice, and released at once afterwards. A FIFO queue shows the first message of each message
     group (the others stay locked behind it), which for this stack is the record that blocked its customer.
+    Each receive long-polls up to `wait_s` seconds (0 to 20); the peek ends at the first that finds nothing.
     """
+    if not 0 <= wait_s <= LONGEST_WAIT_S:
+        raise ValueError(f"a receive waits 0 to {LONGEST_WAIT_S} s, not {wait_s}")
     held: list[dict[str, Any]] = []
     try:
         while len(held) < limit:
@@ -49,7 +59,7 @@ def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
                 QueueUrl=dead_letter_url,
                 MaxNumberOfMessages=min(10, limit - len(held)),
                 VisibilityTimeout=PEEK_HOLD_S,
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=wait_s,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             ).get("Messages", [])
             if not received:
@@ -62,10 +72,11 @@ def peek(sqs: Any, dead_letter_url: str, limit: int) -> list[DeadLetter]:
 
 def parked_among(sqs: Any, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:
     """Which of `request_ids` are parked in the dead-letter queue: a peek of up to `limit` messages, and
-    no receive at all while the queue is empty (the usual case)."""
+    no receive at all while the queue is empty (the usual case). The demo consoles ask this on every
+    reconciliation, within their clients' short timeouts: the peek waits CONSOLE_PEEK_WAIT_S."""
     if message_count(sqs, dead_letter_url) == 0:
         return []
-    parked = peek(sqs, dead_letter_url, limit)
+    parked = peek(sqs, dead_letter_url, limit, CONSOLE_PEEK_WAIT_S)
     return sorted({letter.request_id for letter in parked if letter.request_id in request_ids})
 
 

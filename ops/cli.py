@@ -24,7 +24,7 @@ from botocore.exceptions import (
 
 from ingest import aurora, dead_letters
 from ingest.dead_letters import LONGEST_WAIT_S
-from ops import alarms, database, dlq
+from ops import alarms, database, dlq, verify
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
 
@@ -151,7 +151,10 @@ class Operator:
         if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
             raise OperatorError("cancelled")
 
-    def emit(self, result: dict[str, Any]) -> None:
+    def emit(self, result: dict[str, Any] | verify.Report) -> None:
+        if isinstance(result, verify.Report):
+            self.out.write(result.json() if self.options.output == "json" else result.text())
+            return
         if self.options.output == "json":
             json.dump(result, self.out, indent=2, default=str)
             self.out.write("\n")
@@ -408,6 +411,20 @@ def parser() -> argparse.ArgumentParser:
     )
     upgrade_command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     upgrade_command.set_defaults(run=upgrade)
+
+    verify_command = commands.add_parser(
+        "verify", help="after a deploy: check in the account what the template assumes (docs/verify.md)"
+    )
+    verify_command.add_argument(
+        "--record-wait",
+        type=float,
+        default=verify.RECORD_WAIT_S,
+        help="seconds to wait for the record to read back",
+    )
+    verify_command.add_argument(
+        "--trace-wait", type=float, default=verify.TRACE_WAIT_S, help="seconds to wait for the X-Ray trace"
+    )
+    verify_command.set_defaults(run=verify.run)
     top.set_defaults(yes=False)
     return top
 
@@ -425,7 +442,8 @@ def main(
     options = parser().parse_args(argv)
     try:
         operator = Operator(options, out or sys.stdout, session)
-        operator.emit(options.run(operator))
+        result = options.run(operator)
+        operator.emit(result)
     except (OperatorError, aurora.ClusterStateError) as error:
         return _fail(str(error))
     except (NoCredentialsError, PartialCredentialsError):
@@ -436,7 +454,7 @@ def main(
         return _fail(f"cannot reach {error.kwargs.get('endpoint_url', 'AWS')}: is --region a real region?")
     except ClientError as error:
         return _fail(_explain(error, options))
-    return 0
+    return 1 if isinstance(result, verify.Report) and not result.passed else 0
 
 
 def _explain(error: ClientError, options: argparse.Namespace) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ingest.schema import schema_version
 from tests.conftest import load_handler
 
 
@@ -66,6 +67,8 @@ def test_create_and_update_apply_the_schema_idempotently(
 
     # THEN every answer is SUCCESS, the tables exist, and the app user may write rows, not change schema
     assert [answer["Status"] for answer in received] == ["SUCCESS"] * len(request_types)
+    # AND each answer names the schema it applied (the stack's SchemaVersion output, which verify reads)
+    assert [answer["Data"]["SchemaVersion"] for answer in received] == [schema_version()] * len(request_types)
     with database_server.connect(name) as connection, connection.cursor() as cursor:
         cursor.execute("SHOW TABLES")
         assert {row[0] for row in cursor.fetchall()} == {"customer_records", "customers"}

@@ -12,7 +12,14 @@ from aws_lambda_powertools import Logger
 
 from ingest.connection import DatabaseUnavailable
 from ingest.retry import call_with_retries, fixed_pause
-from ingest.schema import APP_PRIVILEGES, IAM_AUTHENTICATION, READER_PRIVILEGES, apply_schema, ensure_app_user
+from ingest.schema import (
+    APP_PRIVILEGES,
+    IAM_AUTHENTICATION,
+    READER_PRIVILEGES,
+    apply_schema,
+    ensure_app_user,
+    schema_version,
+)
 
 PHYSICAL_ID_PREFIX = "customer-ingest-schema"
 # Between attempts to reach a proxy whose target is still coming up.
@@ -29,8 +36,9 @@ def migrate(
     database: str,
     authentication: str = IAM_AUTHENTICATION,
 ) -> dict[str, Any]:
-    """Run the migration the request asks for; returns the resource's Data. Delete keeps the data:
-    the tables go with the cluster, whose own deletion policy decides."""
+    """Run the migration the request asks for; returns the resource's Data (its SchemaVersion is the
+    stack's SchemaVersion output, through Fn::GetAtt). Delete keeps the data: the tables go with the
+    cluster, whose own deletion policy decides."""
     if event["RequestType"] == "Delete":
         return {}
     # The connection belongs to the container's Database, which keeps or replaces it.
@@ -38,7 +46,7 @@ def migrate(
     statements = apply_schema(connection, database)
     ensure_app_user(connection, app_user, database, authentication, APP_PRIVILEGES)
     ensure_app_user(connection, reader_user, database, authentication, READER_PRIVILEGES)
-    return {"Statements": len(statements), "Database": database}
+    return {"Statements": len(statements), "Database": database, "SchemaVersion": schema_version()}
 
 
 def connect_with_retry[T](connect: Callable[[], T], budget_s: float) -> T:

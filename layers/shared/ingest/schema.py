@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -16,6 +17,13 @@ APP_PRIVILEGES = "SELECT, INSERT, UPDATE"
 READER_PRIVILEGES = "SELECT"
 # Aurora MySQL's IAM authentication plugin: the user logs in with a 15-minute token, never a password.
 IAM_AUTHENTICATION = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+
+
+def schema_version() -> str:
+    """The first 16 hex digits of the SHA-256 of schema.sql's text: the migrator reports it to
+    CloudFormation (the stack's SchemaVersion output), `python -m ops verify` compares it with its own
+    checkout's. Text, not bytes, so a checkout with CRLF line ends names the same schema."""
+    return hashlib.sha256(SCHEMA_FILE.read_text(encoding="utf-8").encode("utf-8")).hexdigest()[:16]
 
 
 def schema_statements() -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from local.template import TEMPLATE_PATH, Template
+from tests.deployed_template import Concrete
 
 TEMPLATE = Template()
 DOCUMENT = TEMPLATE.document
@@ -384,7 +385,6 @@ def test_the_cluster_requires_tls_and_logs_slow_queries():
     cluster = RESOURCES["DatabaseCluster"]["Properties"]
     assert cluster["DBClusterParameterGroupName"] == {"Ref": "DatabaseClusterParameterGroup"}
     group = RESOURCES["DatabaseClusterParameterGroup"]["Properties"]
-    assert group["Family"] == "aurora-mysql8.0"
     assert group["Parameters"]["require_secure_transport"] == "ON"
     assert group["Parameters"]["slow_query_log"] == "1"
     assert group["Parameters"]["log_output"] == "FILE"
@@ -411,6 +411,33 @@ def test_exported_logs_land_in_log_groups_the_stack_made_first_with_retention():
     assert not re.fullmatch(pattern, "Customer-Ingest")
 
 
+def _environment_overrides() -> dict[str, dict[str, str]]:
+    config = tomllib.loads(SAMCONFIG.read_text())
+    return {
+        name: dict(
+            pair.split("=", 1) for pair in shlex.split(section["deploy"]["parameters"]["parameter_overrides"])
+        )
+        for name, section in config.items()
+        if isinstance(section, dict)
+        and "parameter_overrides" in section.get("deploy", {}).get("parameters", {})
+    }
+
+
+@pytest.mark.parametrize("environment", sorted(_environment_overrides()))
+def test_every_environment_pins_an_engine_version_and_the_parameter_group_family_follows_it(environment):
+    """GIVEN an environment's parameters WHEN the cluster and its parameter group are rendered THEN the
+    cluster asks for a pinned version (never RDS's current default, which may be another major version)
+    and the parameter group's family is that version's: aurora-mysql8.0 for 8.0.mysql_aurora.3.x."""
+    overrides = _environment_overrides()[environment]
+    document = TEMPLATE.rendered(overrides)
+    concrete = Concrete(document, overrides)
+    version = concrete(document["Resources"]["DatabaseCluster"]["Properties"]["EngineVersion"])
+    assert re.fullmatch(DOCUMENT["Parameters"]["DatabaseEngineVersion"]["AllowedPattern"], version)
+    family = concrete(document["Resources"]["DatabaseClusterParameterGroup"]["Properties"]["Family"])
+    assert family == "aurora-mysql" + ".".join(version.split(".")[:2]) == "aurora-mysql8.0"
+    assert not re.fullmatch(DOCUMENT["Parameters"]["DatabaseEngineVersion"]["AllowedPattern"], "")
+
+
 def test_prod_pins_the_engine_upgrades_on_purpose_and_watches_the_database_closely():
     prod = prod_overrides()
     assert re.fullmatch(
@@ -421,3 +448,64 @@ def test_prod_pins_the_engine_upgrades_on_purpose_and_watches_the_database_close
     assert prod["DatabasePerformanceInsights"] == "true"
     assert int(prod["DatabaseMonitoringIntervalSeconds"]) > 0
     assert prod["DatabaseClusterName"] != DOCUMENT["Parameters"]["DatabaseClusterName"]["Default"]
+
+
+# --- words that hold -----------------------------------------------------------------------------------
+
+
+def _outage_budget_hours() -> float:
+    """When SQS moves a message held through an outage: its receive after maxReceiveCount, each failed
+    receive hidden for the consumer's backoff (RETRY_BASE_SECONDS doubling up to RETRY_MAX_SECONDS)."""
+    receives = TEMPLATE.max_receive_count("CustomerQueue")
+    backoff = TEMPLATE.function_variables("ConsumerFunction", "RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS")
+    base, cap = int(backoff["RETRY_BASE_SECONDS"]), int(backoff["RETRY_MAX_SECONDS"])
+    return sum(min(base * 2 ** (n - 1), cap) for n in range(1, receives)) / 3600
+
+
+def _texts_about_the_dead_letter_queue() -> dict[str, str]:
+    texts = {name: r.get("Properties", {}).get("AlarmDescription", "") for name, r in RESOURCES.items()}
+    texts |= {f"output {name}": o["Description"] for name, o in DOCUMENT["Outputs"].items()}
+    return {name: " ".join(text.split()) for name, text in texts.items() if "dead-letter queue" in text}
+
+
+def test_what_the_alarms_and_outputs_say_of_the_dead_letter_queue_is_what_the_template_does():
+    """GIVEN every alarm description and output that speaks of the dead-letter queue THEN each number of
+    receives it names is the poison count or the queue's budget, each "about N hours" is the budget's
+    length, and no minute figure is left from an earlier schedule."""
+    poison = TEMPLATE.mapping_value("Shared", "Queue", "PoisonReceiveCount")
+    budget = TEMPLATE.max_receive_count("CustomerQueue")
+    texts = _texts_about_the_dead_letter_queue()
+    assert len(texts) >= 4
+    for name, text in texts.items():
+        for count in re.findall(r"(\d[\d,]*) receives", text):
+            assert int(count.replace(",", "")) in {poison, budget}, (name, text)
+        for hours in re.findall(r"about (\d+) hours", text):
+            assert int(hours) == round(_outage_budget_hours()), (name, text)
+        assert not re.search(r"\d+ minutes|rejected \d+ times", text), (name, text)
+
+
+def test_the_api_is_named_once_and_its_alarms_watch_that_name():
+    """GIVEN the API's Name, the OpenAPI title API Gateway may take instead, and the ApiName dimension of
+    the API alarms THEN they are one name."""
+    name = RESOURCES["IngestApi"]["Properties"]["Name"]
+    assert TEMPLATE.api_definition()["info"]["title"] == name
+    for alarm in ("ApiServerErrorsAlarm", "ApiLatencyAlarm"):
+        dimensions = RESOURCES[alarm]["Properties"]["Dimensions"]
+        assert {"Name": "ApiName", "Value": name} in dimensions, alarm
+
+
+def test_every_log_group_says_what_happens_to_it_and_the_one_with_customer_data_has_its_own_key():
+    """GIVEN every log group THEN its deletion and replacement policies are stated, and the slow query
+    log, which holds statement text with customer values, is encrypted with a key that only CloudWatch
+    Logs may use, for that group only."""
+    groups = {name: r for name, r in RESOURCES.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    for name, group in groups.items():
+        assert group.get("DeletionPolicy") == group.get("UpdateReplacePolicy") == "Delete", name
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    slow = groups["DatabaseSlowQueryLogGroup"]["Properties"]
+    assert slow["KmsKeyId"] == {"Fn::GetAtt": ["DatabaseLogsKey", "Arn"]}
+    key = RESOURCES["DatabaseLogsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (_, logs) = key["KeyPolicy"]["Statement"]
+    context = logs["Condition"]["StringEquals"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
+    assert context.endswith(":log-group:" + slow["LogGroupName"]["Fn::Sub"])

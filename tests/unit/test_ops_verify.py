@@ -18,7 +18,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -165,7 +165,7 @@ def serve(stand_in: StandIn) -> tuple[ThreadingHTTPServer, threading.Thread]:
         do_GET = do_POST = answer
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     stand_in.url = f"http://127.0.0.1:{server.server_address[1]}"
     return server, thread
@@ -289,8 +289,11 @@ class Session:
         )
 
     def client(self, service: str, endpoint_url: str | None = None) -> Any:
-        if service in self.stubbed:
-            return self.stubbed[service]
+        if service not in self.stubbed:  # one client per service, as the CLI makes them cheaply
+            self.stubbed[service] = self._moto_client(service)
+        return self.stubbed[service]
+
+    def _moto_client(self, service: str) -> Any:
         client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
         events, name = client.meta.events, client.meta.service_model.service_id.hyphenize()
         if service == "cloudformation":
@@ -523,3 +526,418 @@ def test_a_deployed_stack_passes_every_check(deployed: Deployed, capsys: pytest.
     errors = capsys.readouterr().err
     assert "for up to 0.5 s" in errors
     assert "Traceback" not in errors
+
+
+def test_json_output_lists_each_check_with_its_verdict(deployed: Deployed) -> None:
+    """GIVEN a deployed stack whose schema differs from this checkout's WHEN verify runs with --output json
+    THEN stdout is one JSON list of {check, status, detail, fix, doc}, every check once, the failing one
+    with its fix and document, and the exit status is 1."""
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName=STACK)
+    deployed.deploy(outputs={"SchemaVersion": "0123456789abcdef"})
+
+    code, out = verify(deployed.session(), "--output", "json")
+
+    assert code == 1
+    verdicts = json.loads(out)
+    assert [verdict["check"] for verdict in verdicts] == CHECKS
+    assert all(set(verdict) == {"check", "status", "detail", "fix", "doc"} for verdict in verdicts)
+    assert {verdict["check"]: verdict["status"] for verdict in verdicts} == all_pass_but("schema")
+    schema = verdicts[CHECKS.index("schema")]
+    assert "0123456789abcdef" in schema["detail"]
+    assert schema_version() in schema["detail"]
+    assert schema["fix"].startswith("deploy this checkout")
+    assert "crpg-ref-responses" in schema["doc"]
+
+
+def test_iam_mode_signs_the_round_trip_with_the_operators_credentials(world: Deployed) -> None:
+    """GIVEN a stack with ApiAuthMode IAM and no WAF WHEN verify runs THEN the round trip's requests carry
+    SigV4 signatures for execute-api in the stack's region (the stand-in refuses anything else), and every
+    check passes."""
+    world.stand_in.auth_mode = "IAM"
+    world.deploy(parameters={"ApiWafMode": "Off"})
+
+    code, out = verify(world.session())
+
+    assert code == 0, out
+    assert "(IAM)" in lines(out)["api-round-trip"]
+    assert "no WAF (ApiWafMode Off)" in lines(out)["api-stage"]
+    assert not any(path == "/oauth2/token" for _, path, _ in world.stand_in.seen)
+
+
+# ---- each check's FAIL ----------------------------------------------------------------------------------
+
+
+def test_sams_extra_stage_fails_api_stage_and_nothing_else(deployed: Deployed) -> None:
+    """GIVEN the API with SAM's stage "Stage" beside v1 (a template without OpenApiVersion) WHEN verify runs
+    THEN api-stage fails naming both stages and OpenApiVersion, and the other checks still run and pass."""
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    deployment = apigateway.get_deployments(restApiId=deployed.api_id)["items"][0]["id"]
+    apigateway.create_stage(restApiId=deployed.api_id, stageName="Stage", deploymentId=deployment)
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("api-stage")
+    line = lines(out)["api-stage"]
+    assert "has stages ['Stage', 'v1'], not only v1" in line
+    assert "fix: set OpenApiVersion: '2.0' on IngestApi" in line
+    assert "sam-resource-api.html" in line
+
+
+def test_a_stage_without_tracing_logs_or_throttling_fails_api_stage(deployed: Deployed) -> None:
+    """GIVEN the stage's tracing turned off and its throttling changed by hand WHEN verify runs THEN
+    api-stage fails naming both, with the throttling the parameters ask for."""
+    boto3.client("apigateway", region_name=REGION).update_stage(
+        restApiId=deployed.api_id,
+        stageName=STAGE,
+        patchOperations=[
+            {"op": "replace", "path": "/tracingEnabled", "value": "false"},
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "5000"},
+        ],
+    )
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    line = lines(out)["api-stage"]
+    assert "X-Ray tracing is off" in line
+    assert "throttling for every method is 5000.0/s burst 200, the parameters say 100/s burst 200" in line
+
+
+def test_a_stage_without_the_web_acl_fails_api_stage(deployed: Deployed) -> None:
+    """GIVEN ApiWafMode Count and the web ACL taken off the stage WHEN verify runs THEN api-stage fails
+    naming the stage's ARN as WAF takes it."""
+    boto3.client("wafv2", region_name=REGION).disassociate_web_acl(ResourceArn=deployed.stage_arn)
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("api-stage")
+    assert f"ApiWafMode is Count but no web ACL protects {deployed.stage_arn}" in lines(out)["api-stage"]
+
+
+def test_a_record_read_back_different_fails_the_round_trip(deployed: Deployed) -> None:
+    """GIVEN an API that stores the record with another e-mail WHEN verify runs THEN api-round-trip fails
+    naming the field that differs."""
+    deployed.stand_in.altered = {"email": "someone.else@example.com"}
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("api-round-trip")
+    assert "read back differs from what was posted in: email" in lines(out)["api-round-trip"]
+
+
+def test_a_record_never_committed_fails_the_round_trip_within_its_bound(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN an API that accepts the record but never has it committed WHEN verify runs with a 0.2 s bound
+    THEN api-round-trip fails after about that long saying so, and tracing still looks at the request."""
+    deployed.stand_in.never_commit = True
+    started = time.monotonic()
+
+    code, out = verify(deployed.session(), record_wait="0.2")
+
+    assert time.monotonic() - started < 5
+    assert code == 1
+    assert statuses(out) == all_pass_but("api-round-trip")
+    assert "was accepted (202) but not readable within 0.2 s" in lines(out)["api-round-trip"]
+    assert "for up to 0.2 s" in capsys.readouterr().err
+
+
+def test_a_refused_token_fails_the_round_trip_and_skips_tracing(deployed: Deployed) -> None:
+    """GIVEN a token endpoint that refuses the writer client (its secret rotated) WHEN verify runs THEN
+    api-round-trip fails naming the client and scope, and tracing is skipped: no request was sent."""
+    writer = next(
+        client for client, (_, scope) in deployed.stand_in.clients.items() if scope == "customers/write"
+    )
+    deployed.stand_in.clients[writer] = ("rotated", "customers/write")
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("api-round-trip", "tracing") | {"tracing": "SKIP"}
+    assert f"the token endpoint refused client {writer} scope customers/write" in lines(out)["api-round-trip"]
+    assert "no request was sent (see api-round-trip)" in lines(out)["tracing"]
+
+
+def test_a_failed_alarm_action_fails_alarm_delivery(deployed: Deployed) -> None:
+    """GIVEN an alarm whose SNS notification failed (the topic's key does not let CloudWatch use it)
+    WHEN verify runs THEN alarm-delivery fails quoting the history and naming the topic policy and key."""
+
+    def failed(params: dict[str, Any]) -> dict[str, Any]:
+        return {"AlarmHistoryItems": [
+            {"AlarmName": params["AlarmName"], "HistoryItemType": "Action", "Timestamp": datetime.now(UTC),
+             "HistorySummary": f"Failed to execute action {deployed.topic_arn}. Received error: KMS denied"}
+        ]}  # fmt: skip
+
+    code, out = verify(deployed.session(alarm_history=failed))
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("alarm-delivery")
+    line = lines(out)["alarm-delivery"]
+    assert f"alarm {ALARM} could not notify" in line
+    assert "KMS denied" in line
+    assert "kms:GenerateDataKey*" in line
+
+
+def test_an_unconfirmed_subscription_fails_alarm_delivery(deployed: Deployed) -> None:
+    """GIVEN the alarm address has not confirmed its subscription (SNS lists it as PendingConfirmation)
+    WHEN verify runs THEN alarm-delivery fails naming the address."""
+
+    def pending(params: dict[str, Any]) -> dict[str, Any]:
+        return {"Subscriptions": [
+            {"SubscriptionArn": "PendingConfirmation", "Owner": ACCOUNT, "Protocol": "email",
+             "Endpoint": ALARM_EMAIL, "TopicArn": params["TopicArn"]}
+        ]}  # fmt: skip
+
+    code, out = verify(deployed.session(subscriptions=pending))
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("alarm-delivery")
+    assert f"{ALARM_EMAIL} has not confirmed its subscription" in lines(out)["alarm-delivery"]
+
+
+def test_a_stack_without_an_alarm_topic_fails_alarm_delivery(world: Deployed) -> None:
+    """GIVEN a stack deployed without AlarmEmail nor AlarmTopicArn (no AlarmTopicArn output) WHEN verify
+    runs THEN alarm-delivery fails saying nobody hears the alarms and how to set a destination."""
+    world.deploy(parameters={"AlarmEmail": ""}, outputs={"AlarmTopicArn": None})
+
+    code, out = verify(world.session())
+
+    assert code == 1
+    line = lines(out)["alarm-delivery"]
+    assert "the stack has no alarm topic" in line
+    assert "AlarmEmail=<address>" in line
+
+
+def test_failed_rule_invocations_fail_rds_events(deployed: Deployed) -> None:
+    """GIVEN EventBridge counted failed invocations of the record rule in the last hours WHEN verify runs
+    THEN rds-events fails naming the rule and the count."""
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="AWS/Events",
+        MetricData=[
+            {"MetricName": "FailedInvocations", "Dimensions": [{"Name": "RuleName", "Value": RECORD_RULE}],
+             "Value": 3, "Timestamp": datetime.now(UTC) - timedelta(hours=1)}
+        ],
+    )  # fmt: skip
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("rds-events")
+    assert f"rule {RECORD_RULE} failed to deliver 3 events in the last 24 h" in lines(out)["rds-events"]
+
+
+def test_an_empty_rds_events_log_group_fails_rds_events(world: Deployed) -> None:
+    """GIVEN the RDS events log group has received nothing WHEN verify runs THEN rds-events fails."""
+    world.deploy(outputs={"RdsEventsLogGroupName": f"{EVENTS_GROUP}-empty"})
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName=f"{EVENTS_GROUP}-empty")
+
+    code, out = verify(world.session())
+
+    assert code == 1
+    assert f"log group {EVENTS_GROUP}-empty has received no RDS event" in lines(out)["rds-events"]
+
+
+def test_an_unavailable_proxy_target_fails_proxy_targets(deployed: Deployed) -> None:
+    """GIVEN the proxy reports its reader target UNAVAILABLE (CONNECTION_FAILED) WHEN verify runs THEN
+    proxy-targets fails naming the target, state and reason."""
+    targets = healthy_targets()
+    targets[2]["TargetHealth"] = {
+        "State": "UNAVAILABLE",
+        "Reason": "CONNECTION_FAILED",
+        "Description": "timeout",
+    }
+
+    code, out = verify(deployed.session(proxy_targets=targets))
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("proxy-targets")
+    assert "ingest-reader UNAVAILABLE CONNECTION_FAILED timeout" in lines(out)["proxy-targets"]
+
+
+def test_a_customer_value_in_a_trace_fails_tracing(deployed: Deployed) -> None:
+    """GIVEN traced code that records its responses (the read back carries the posted document) WHEN
+    verify runs THEN tracing fails naming every posted value found in the trace."""
+    deployed.stand_in.traces_responses = True
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("tracing")
+    line = lines(out)["tracing"]
+    fields = "name, email, phone, address, attributes.probe, attributes.nested.items.0"
+    assert f"holds posted customer values ({fields})" in line
+    assert "POWERTOOLS_TRACER_CAPTURE_RESPONSE=false" in line
+
+
+def test_a_trace_not_found_in_time_fails_tracing_saying_how_to_look(deployed: Deployed) -> None:
+    """GIVEN requests that X-Ray never records (not sampled) WHEN verify runs THEN tracing fails within its
+    bound, saying the request may not have been sampled and how to look for the trace later."""
+    deployed.stand_in.traced = False
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("tracing")
+    line = lines(out)["tracing"]
+    assert "not found in X-Ray within 0.5 s: the request may not have been sampled" in line
+    assert "aws xray batch-get-traces --trace-ids 1-" in line
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        (
+            {"SchemaVersion": "ffffffffffffffff"},
+            "the migrator applied schema ffffffffffffffff; this checkout's",
+        ),
+        ({"SchemaVersion": None}, "has no SchemaVersion output"),
+    ],
+)
+def test_a_schema_other_than_this_checkouts_fails_schema(
+    world: Deployed, outputs: dict[str, str | None], expected: str
+) -> None:
+    """GIVEN a stack whose migrator applied another schema, or one deployed before the SchemaVersion output
+    existed WHEN verify runs THEN schema fails and says to deploy this checkout."""
+    world.deploy(outputs=outputs)
+
+    code, out = verify(world.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("schema")
+    assert expected in lines(out)["schema"]
+    assert "fix: deploy this checkout" in lines(out)["schema"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"Enabled": False}, "is Disabled: nothing drains the queue"),
+        ({"BatchSize": 5}, "BatchSize 5, not 10"),
+        ({"FunctionResponseTypes": []}, "no ReportBatchItemFailures"),
+        (
+            {"ScalingConfig": {"MaximumConcurrency": 3}},
+            "MaximumConcurrency 3, the parameter ConsumerMaxConcurrency is 5",
+        ),
+    ],
+)
+def test_an_event_source_mapping_unlike_the_templates_fails(
+    deployed: Deployed, change: dict[str, Any], expected: str
+) -> None:
+    """GIVEN the consumer's event source mapping disabled or changed by hand WHEN verify runs THEN
+    event-source-mapping fails naming what differs from template.yaml."""
+    boto3.client("lambda", region_name=REGION).update_event_source_mapping(
+        UUID=deployed.mapping_uuid, **change
+    )
+
+    code, out = verify(deployed.session())
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("event-source-mapping")
+    assert expected in lines(out)["event-source-mapping"]
+
+
+def test_a_check_meeting_an_aws_error_fails_alone(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN credentials without xray:BatchGetTraces WHEN verify runs THEN tracing fails in one line naming
+    the call and where the permissions are listed, no traceback, and every other check passes."""
+    session = deployed.session()
+    xray = boto3.client("xray", region_name=REGION)
+    stubber = Stubber(xray)
+    stubber.add_client_error("batch_get_traces", "AccessDeniedException", "not authorized", 403)
+    stubber.activate()
+    session.stubbed["xray"] = xray
+
+    code, out = verify(session)
+
+    assert code == 1
+    assert statuses(out) == all_pass_but("tracing")
+    assert lines(out)["tracing"].startswith(
+        "FAIL tracing: access denied to BatchGetTraces: not authorized -- fix: allow BatchGetTraces to these"
+        " credentials (docs/verify.md, Permissions)"
+    )
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ---- a stack that is not usable, no credentials ------------------------------------------------------------
+
+
+def test_a_missing_stack_fails_and_the_checks_that_need_it_are_skipped(world: Deployed) -> None:
+    """GIVEN no stack by that name in the region WHEN verify runs THEN stack fails naming the stack and the
+    region, every check that needs it says SKIP, and the exit status is 1."""
+    code, out = verify(world.session())
+
+    assert code == 1
+    assert statuses(out) == {"credentials": "PASS", "stack": "FAIL"} | {name: "SKIP" for name in CHECKS[2:]}
+    assert f"FAIL stack: stack {STACK} not found in region {REGION}" in out
+    assert all("the stack is not usable (see stack)" in lines(out)[name] for name in CHECKS[2:])
+
+
+def test_a_stack_rolled_back_fails_with_how_to_recover(world: Deployed) -> None:
+    """GIVEN a stack in ROLLBACK_COMPLETE (its first deploy failed) WHEN verify runs THEN stack fails saying
+    so and how to recover, and the checks that need the stack are skipped."""
+    world.deploy()
+
+    code, out = verify(world.session(stack_status="ROLLBACK_COMPLETE"))
+
+    assert code == 1
+    assert statuses(out) == {"credentials": "PASS", "stack": "FAIL"} | {name: "SKIP" for name in CHECKS[2:]}
+    line = lines(out)["stack"]
+    assert f"stack {STACK} is ROLLBACK_COMPLETE" in line
+    assert "delete the stack, fix, deploy again" in line
+
+
+def test_no_credentials_is_one_clear_line_and_the_rest_skipped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN no AWS credentials anywhere WHEN verify runs THEN credentials fails in one line telling how to
+    get some, every other check is skipped for that reason, no traceback, and the exit status is 1."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out = io.StringIO()
+
+    code = main(["--region", REGION, "--stack", STACK, "verify"], out=out)
+
+    assert code == 1
+    assert out.getvalue().splitlines()[0] == (
+        "FAIL credentials: no AWS credentials -- fix: set AWS_PROFILE (or --profile), or run `aws sso login`"
+        " (doc: Boto3 Developer Guide, Credentials:"
+        " https://boto3.amazonaws.com/v1/documentation/api/latest/guide/credentials.html)"
+    )
+    assert statuses(out.getvalue()) == {"credentials": "FAIL"} | {name: "SKIP" for name in CHECKS[1:]}
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_no_region_is_one_clear_line_and_the_rest_skipped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN credentials but no region (no --region, no AWS_REGION, no profile's) WHEN verify runs THEN
+    credentials fails saying how to give a region, the rest is skipped, and the exit status is 1."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    out = io.StringIO()
+
+    code = main(["--stack", STACK, "verify"], out=out)
+
+    assert code == 1
+    assert out.getvalue().startswith(
+        "FAIL credentials: no AWS region -- fix: pass --region or set AWS_REGION"
+    )
+    assert statuses(out.getvalue()) == {"credentials": "FAIL"} | {name: "SKIP" for name in CHECKS[1:]}
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_verify_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", "--help"])
+    assert exit_.value.code == 0
+    assert "--record-wait" in capsys.readouterr().out

@@ -83,7 +83,8 @@ def operators_only(router: APIGatewayRestResolver, next_middleware: NextMiddlewa
 app.use(middlewares=[operators_only])
 
 
+# Nothing returned or raised goes to X-Ray: replies and errors can hold customer data.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -45,7 +45,8 @@ def _emit_metrics(outcome: BatchOutcome) -> None:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
 
 
-@tracer.capture_lambda_handler
+# Nothing returned or raised goes to X-Ray: replies and errors can hold customer data.
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:

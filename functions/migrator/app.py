@@ -24,8 +24,9 @@ APP_USER_AUTHENTICATION = IAM_AUTHENTICATION
 ANSWER_MARGIN_MS = 60_000
 
 
+# Nothing returned or raised goes to X-Ray: replies and errors can hold customer data.
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     physical_id = event.get("PhysicalResourceId") or f"{PHYSICAL_ID_PREFIX}-{settings.database.name}"

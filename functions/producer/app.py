@@ -51,8 +51,9 @@ def after_restore() -> None:
     producer.sqs = sqs_client()
 
 
+# Nothing returned or raised goes to X-Ray: replies and errors can hold customer data.
 @app.post("/customers")
-@tracer.capture_method
+@tracer.capture_method(capture_response=False, capture_error=False)
 def post_customer() -> Response:
     event = app.current_event
     try:
@@ -72,7 +73,7 @@ def post_customer() -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

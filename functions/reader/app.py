@@ -33,20 +33,21 @@ def after_restore() -> None:
     forget_token_signer()
 
 
+# Nothing returned or raised goes to X-Ray: replies and errors can hold customer data.
 @app.get("/customers/<customer_id>")
-@tracer.capture_method
+@tracer.capture_method(capture_response=False, capture_error=False)
 def get_customer(customer_id: str) -> Response:
     return json_response(HTTPStatus.OK, reader.customer(customer_id))
 
 
 @app.get("/records/<request_id>")
-@tracer.capture_method
+@tracer.capture_method(capture_response=False, capture_error=False)
 def get_record(request_id: str) -> Response:
     return json_response(HTTPStatus.OK, reader.record(request_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Reads", unit=MetricUnit.Count, value=1)

@@ -719,10 +719,7 @@ class Verification:
                     )
                 )
         group = self.operator.stack.output("RdsEventsLogGroupName")
-        streams = self.operator.client("logs").describe_log_streams(
-            logGroupName=group, orderBy="LastEventTime", descending=True, limit=1
-        )["logStreams"]
-        if not streams:
+        if not self._holds_an_event(group):
             problems.append(
                 (
                     f"log group {group} has received no RDS event",
@@ -734,6 +731,20 @@ class Verification:
             )
         _fail_all(problems)
         return f"rules {', '.join(rules)}: no failed delivery in 24 h; {group} holds RDS events"
+
+    def _holds_an_event(self, group: str) -> bool:
+        """Whether the log group's most recent stream holds an event (EventBridge makes the stream with the
+        first event it delivers; a stream's lastEventTimestamp may lag, its events do not)."""
+        logs = self.operator.client("logs")
+        streams = logs.describe_log_streams(
+            logGroupName=group, orderBy="LastEventTime", descending=True, limit=1
+        )
+        return any(
+            logs.get_log_events(
+                logGroupName=group, logStreamName=stream["logStreamName"], limit=1, startFromHead=True
+            )["events"]
+            for stream in streams["logStreams"]
+        )
 
     # ---- 7. proxy-targets -------------------------------------------------------------------------
 

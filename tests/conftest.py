@@ -19,6 +19,9 @@ from ingest.schema import apply_schema
 from local.lambda_runtime import LambdaContext, load_function_module
 from local.servers import DatabaseEndpoint, throwaway_mariadb
 
+# Every AWS call of every test checked against botocore's service model (patterns, enums, lengths, ranges).
+pytest_plugins = ["tests.botocore_model"]
+
 # Powertools outside Lambda: no X-Ray daemon to talk to, metrics under a fixed namespace.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "customer-ingest-test")

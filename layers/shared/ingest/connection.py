@@ -9,6 +9,7 @@ from functools import cache, cached_property
 from typing import Any
 
 import pymysql
+from pymysql.constants import CLIENT, CR
 
 from ingest.config import DatabaseSettings, DbAuth, DbTls
 
@@ -70,6 +71,37 @@ def error_label(error: BaseException) -> str:
     return f"{type(error).__name__} {code}" if isinstance(code, int) else type(error).__name__
 
 
+class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
+    """pymysql's connection that keeps to TLS when it was asked for.
+
+    Given `ssl`, pymysql encrypts only when the server's greeting offers it (the SSL capability)
+    and otherwise logs in in clear (Connection._request_authentication, PyMySQL 1.1), which with
+    DB_AUTH=iam would send the IAM token as a clear-text password. A server, or anything in its place,
+    that does not offer TLS is refused here after its greeting, before the client has sent a byte.
+    """
+
+    server_capabilities: int  # from the server's greeting
+
+    def _request_authentication(self) -> None:
+        if self.ssl and not self.server_capabilities & CLIENT.SSL:
+            raise pymysql.err.OperationalError(
+                CR.CR_SSL_CONNECTION_ERROR, "the server does not offer TLS; no credentials sent in clear"
+            )
+        super()._request_authentication()  # type: ignore[misc]
+
+
+def _connect(**arguments: Any) -> GuardedConnection:
+    """A GuardedConnection, traced as X-Ray traces pymysql.connect when the function's Tracer patched it."""
+    if pymysql.connect is pymysql.connections.Connection:
+        return GuardedConnection(**arguments)
+    # Powertools' Tracer(patch_modules=("pymysql",)) has X-Ray wrap pymysql.connect: the same wrapper
+    # around this class keeps a subsegment per statement.
+    from aws_xray_sdk.ext.pymysql.patch import _xray_traced_connect  # type: ignore[import-untyped]
+
+    connection: GuardedConnection = _xray_traced_connect(GuardedConnection, None, (), arguments)
+    return connection
+
+
 class Database:
     """Hands out a live connection, reusing the container's one while it works.
 
@@ -80,7 +112,7 @@ class Database:
     def __init__(self, settings: DatabaseSettings, select_database: bool = True) -> None:
         self.settings = settings
         self._select_database = select_database
-        self._connection: pymysql.Connection | None = None
+        self._connection: GuardedConnection | None = None
         # Wall clock, not monotonic: it must count the time a frozen Lambda container was suspended.
         self._last_used = 0.0
 
@@ -97,9 +129,9 @@ class Database:
         password = self.settings.password
         return password.get_secret_value() if password is not None else ""
 
-    def _open(self) -> pymysql.Connection:
+    def _open(self) -> GuardedConnection:
         settings = self.settings
-        return pymysql.connect(
+        return _connect(
             host=settings.host,
             port=settings.port,
             user=settings.user,
@@ -113,7 +145,7 @@ class Database:
             autocommit=None,
         )
 
-    def connection(self) -> pymysql.Connection:
+    def connection(self) -> GuardedConnection:
         """A connection believed live; raises DatabaseUnavailable if none can be had.
 
         A connection idle for a while (a frozen container, a proxy that reaped it) is pinged first.

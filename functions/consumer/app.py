@@ -12,10 +12,17 @@ from ingest.clients import fail_fast_config
 from ingest.config import ConsumerSettings
 from ingest.connection import Database
 from ingest.consumer import BatchOutcome, Consumer
+from ingest.retry import Deadline
 
-# The function's Timeout in template.yaml (a unit test keeps the two equal). The consumer's SQS
-# calls (retry delays, dead-lettering) get half of it; the database work the other half.
+# The function's Timeout in template.yaml (a unit test keeps the two equal). A batch answers a second
+# before the invocation's end: a timed-out invocation fails its whole batch, which reappears only after
+# the queue's visibility timeout (Lambda Developer Guide, "Handling errors for an SQS event source in
+# Lambda"), bypassing the backoff, and counts as a function error (ConsumerErrorsAlarm).
 FUNCTION_TIMEOUT_S = 30
+ANSWER_MARGIN_S = 1
+# Each SQS call (a batch's retry delays, a dead-letter move) ends within this: two attempts
+# (ingest.clients). The rest of the time is the database's: one attempt of a batch fits (a unit test).
+SQS_CALL_S = 9
 
 logger = Logger()
 tracer = Tracer(patch_modules=("botocore", "pymysql"))  # only what it calls: fewer imports at cold start
@@ -24,7 +31,8 @@ settings = ConsumerSettings.from_env()
 consumer = Consumer(
     database=Database(settings.database),
     settings=settings,
-    sqs=boto3.client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S / 2)),
+    sqs=boto3.client("sqs", config=fail_fast_config(within_s=SQS_CALL_S)),
+    sqs_call_s=SQS_CALL_S,
 )
 
 
@@ -51,7 +59,8 @@ def _emit_metrics(outcome: BatchOutcome) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     records = [SQSRecord(raw) for raw in event["Records"]]
-    outcome = consumer.process(records)
+    deadline = Deadline.after(context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_S)
+    outcome = consumer.process(records, deadline)
     _emit_metrics(outcome)
     # The counts are metrics already; failures log their own warnings. Per-batch detail is for debugging.
     logger.debug(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -12,8 +14,11 @@ from ingest.config import ConsumerSettings
 from ingest.connection import Database
 from ingest.consumer import Consumer
 from ingest.schema import apply_schema
+from local.lambda_runtime import LambdaContext
+from local.servers import database_env
 from local.testdata import failed_ids, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
+from tests.integration.test_metrics_alarms import metric_values
 
 T0 = 1_764_000_000_000_000  # microseconds
 
@@ -387,7 +392,7 @@ def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_da
     settings = ConsumerSettings.from_env(test_database.env | queues.env)
 
     def consume(worker: int, failures: list[str]) -> None:
-        consumer = Consumer(Database(settings.database), settings, queues.sqs)
+        consumer = Consumer(Database(settings.database), settings, queues.sqs, sqs_call_s=0)  # no deadline
         for batch in range(200):
             records = [
                 SQSRecord(sqs_record(queue_message(f"w{worker}-c{(batch + n) % 20}", T0 + batch * 10 + n)))
@@ -406,3 +411,36 @@ def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_da
     # THEN no batch failed, and every record is stored once
     assert failures == []
     assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(10_000,)]
+
+
+def test_a_database_that_never_answers_gets_the_batch_failed_before_the_invocation_ends(
+    queues, monkeypatch, capsys
+):
+    # GIVEN a database that accepts connections and never answers (a blackholed proxy), timeouts far
+    # longer than the invocation has left, and records past their poison count
+    with socket.create_server(("127.0.0.1", 0)) as blackhole:
+        env = database_env("127.0.0.1", blackhole.getsockname()[1], "ingest", "ingest_app", "secret")
+        slow = {"DB_CONNECT_TIMEOUT": "3", "DB_READ_TIMEOUT": "10"}
+        consumer = load_handler("consumer", monkeypatch, env | slow | queues.env)
+        records = [
+            sqs_record(
+                queue_message(customer, T0, f"r-{customer}-1"), receive_count=queues.poison_receive_count
+            )
+            for customer in ("amos", "bea", "cyd")
+        ]
+        context = LambdaContext(function_name="consumer", timeout_s=4)
+
+        # WHEN a batch arrives with 4 s of the invocation left
+        capsys.readouterr()
+        response = consumer.handler(sqs_event(*records), context)
+        elapsed_s = time.monotonic() - context.started
+
+    # THEN every record is reported failed, with the margin to answer still left
+    assert sorted(failed_ids(response)) == sorted(record["messageId"] for record in records)
+    assert elapsed_s < context.timeout_s - consumer.ANSWER_MARGIN_S
+    # AND as in an outage: counted as the database being unavailable, not as poison, and nothing is
+    # moved to the dead-letter queue
+    metrics = metric_values(capsys.readouterr().out)
+    assert metrics.get("DatabaseUnavailable") == [1.0]
+    assert "PoisonRecords" not in metrics
+    assert queues.messages(queues.env["DEAD_LETTER_QUEUE_URL"]) == []

@@ -221,7 +221,7 @@ def test_with_the_database_down_failed_records_are_hidden_for_the_backoff_delay(
             "POISON_RECEIVE_COUNT": str(POISON_RECEIVE_COUNT),
         }
     )
-    consumer = Consumer(Database(settings.database), settings, sqs)
+    consumer = Consumer(Database(settings.database), settings, sqs, sqs_call_s=0)  # no deadline
 
     # WHEN it processes the batch
     outcome = consumer.process(records)

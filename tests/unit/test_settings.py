@@ -124,10 +124,10 @@ def test_the_sqs_clients_fail_fast_within_what_their_callers_have(monkeypatch):
     assert Template().function_timeout("ConsumerFunction") == consumer.FUNCTION_TIMEOUT_S
     assert producer.FUNCTION_TIMEOUT_S < API_GATEWAY_TIMEOUT_S
     # AND both SQS clients use short timeouts, and as many attempts as fit before the producer must
-    # answer (two) and in half the consumer's function timeout (three)
+    # answer (two) and in the time the consumer keeps for each SQS call (two)
     for client, limit_s, attempts in (
         (producer.producer.sqs, producer.FUNCTION_TIMEOUT_S - producer.ANSWER_MARGIN_S, 2),
-        (consumer.consumer.sqs, consumer.FUNCTION_TIMEOUT_S / 2, 3),
+        (consumer.consumer.sqs, consumer.SQS_CALL_S, 2),
     ):
         config = client.meta.config
         assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)

@@ -101,10 +101,12 @@ class DatabaseSettings(EnvironmentSettings):
     tls: DbTls = Field(DbTls.VERIFY, validation_alias="DB_TLS")
     # The roots DB_TLS=verify trusts: Amazon's in AWS; a local CA for a local server that speaks TLS.
     ca_bundle: Path = Field(AMAZON_TRUST_ROOTS, validation_alias="DB_CA_BUNDLE")
-    connect_timeout: float = Field(3.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT")
+    # The defaults are the consumer's: one attempt of its batch, every step just under its timeout
+    # (ingest.connection.worst_case_s), fits in its 30 s with its SQS calls and a second to answer.
+    connect_timeout: float = Field(2.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT")
     # Each read or write of the socket: a database that vanished without a reset must not hold the
     # caller until its function times out (ingest.connection.worst_case_s adds them up).
-    read_timeout: float = Field(10.0, gt=0, validation_alias="DB_READ_TIMEOUT")
+    read_timeout: float = Field(1.5, gt=0, validation_alias="DB_READ_TIMEOUT")
     region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     # Local stack only (DB_AUTH=password); a SecretStr never shows in repr, logs or errors.
     password: SecretStr | None = Field(None, validation_alias="DB_PASSWORD")

@@ -12,6 +12,7 @@ import pymysql
 from pymysql.constants import CLIENT, CR
 
 from ingest.config import DatabaseSettings, DbAuth, DbTls
+from ingest.retry import Deadline
 
 # Server errors that mean "not now" rather than "never": the instance is shutting down or restarting,
 # read-only during a failover, the connection was cut, or a lock a later attempt will not meet.
@@ -45,6 +46,9 @@ CLIENT_ERRORS = range(2000, 3000)  # CR_* codes: the client lost or could not re
 HANDSHAKE_ROUND_TRIPS = 6
 # A connection unused for longer than this is pinged before use.
 PING_AFTER_IDLE_S = 5.0
+# The socket timeout once a deadline has passed: the next read or write fails at once (0 would make
+# the socket non-blocking instead).
+EXPIRED_TIMEOUT_S = 0.001
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -71,16 +75,47 @@ def error_label(error: BaseException) -> str:
     return f"{type(error).__name__} {code}" if isinstance(code, int) else type(error).__name__
 
 
-class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
-    """pymysql's connection that keeps to TLS when it was asked for.
+def _within(timeout: float, deadline: Deadline | None) -> float:
+    """`timeout`, cut to the time left before `deadline`."""
+    if deadline is None:
+        return timeout
+    return min(timeout, max(deadline.remaining_s(), EXPIRED_TIMEOUT_S))
 
-    Given `ssl`, pymysql encrypts only when the server's greeting offers it (the SSL capability)
+
+class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
+    """pymysql's connection with two guards: TLS when it was asked for, and a deadline.
+
+    TLS: given `ssl`, pymysql encrypts only when the server's greeting offers it (the SSL capability)
     and otherwise logs in in clear (Connection._request_authentication, PyMySQL 1.1), which with
     DB_AUTH=iam would send the IAM token as a clear-text password. A server, or anything in its place,
     that does not offer TLS is refused here after its greeting, before the client has sent a byte.
+
+    Deadline: pymysql gives the socket its timeout from `_read_timeout` and `_write_timeout` before
+    every read and write (Connection._read_bytes and _write_bytes, PyMySQL 1.1); each is cut here to
+    the time left before `deadline`, so no round trip, the TLS handshake included, outlasts it.
     """
 
     server_capabilities: int  # from the server's greeting
+
+    def __init__(self, *, deadline: Deadline | None = None, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(**kwargs)
+
+    @property
+    def _read_timeout(self) -> float | None:
+        return self._read_limit if self._read_limit is None else _within(self._read_limit, self.deadline)
+
+    @_read_timeout.setter
+    def _read_timeout(self, value: float | None) -> None:
+        self._read_limit = value
+
+    @property
+    def _write_timeout(self) -> float | None:
+        return self._write_limit if self._write_limit is None else _within(self._write_limit, self.deadline)
+
+    @_write_timeout.setter
+    def _write_timeout(self, value: float | None) -> None:
+        self._write_limit = value
 
     def _request_authentication(self) -> None:
         if self.ssl and not self.server_capabilities & CLIENT.SSL:
@@ -129,9 +164,10 @@ class Database:
         password = self.settings.password
         return password.get_secret_value() if password is not None else ""
 
-    def _open(self) -> GuardedConnection:
+    def _open(self, deadline: Deadline | None) -> GuardedConnection:
         settings = self.settings
         return _connect(
+            deadline=deadline,
             host=settings.host,
             port=settings.port,
             user=settings.user,
@@ -139,21 +175,23 @@ class Database:
             database=settings.name if self._select_database else None,
             charset="utf8mb4",
             ssl=self._tls_context,
-            connect_timeout=settings.connect_timeout,
+            connect_timeout=_within(settings.connect_timeout, deadline),
             read_timeout=settings.read_timeout,
             write_timeout=settings.read_timeout,
             autocommit=None,
         )
 
-    def connection(self) -> GuardedConnection:
+    def connection(self, deadline: Deadline | None = None) -> GuardedConnection:
         """A connection believed live; raises DatabaseUnavailable if none can be had.
 
         A connection idle for a while (a frozen container, a proxy that reaped it) is pinged first.
         One in steady use is not: a round trip per batch costs more than the rare failure it would
         catch, and a connection that died since its last use fails its next statement with a
         transient error, which the caller answers with a new connection.
+        With a deadline, every connect, read and write on the connection ends by it, until the next call.
         """
         if self._connection is not None:
+            self._connection.deadline = deadline
             idle_s = time.time() - self._last_used
             try:
                 if idle_s >= PING_AFTER_IDLE_S or not self._connection.open:
@@ -163,7 +201,7 @@ class Database:
             except Exception:  # any failure of the old connection means: open a new one
                 self.discard()
         try:
-            self._connection = self._open()
+            self._connection = self._open(deadline)
         except Exception as error:
             # Whatever the reason (down, failing over, credentials), no connection means no writes now.
             raise DatabaseUnavailable(
@@ -181,13 +219,14 @@ class Database:
                 connection.close()
 
 
-def worst_case_s(settings: DatabaseSettings) -> float:
-    """The longest one statement through `Database` can take when every step takes just under its timeout.
+def worst_case_s(settings: DatabaseSettings, round_trips: int = 1) -> float:
+    """The longest a piece of work of `round_trips` round trips through `Database` can take when every
+    step takes just under its timeout.
 
-    The ping of an idle connection, a new connection (TCP connect and handshake), then the statement.
+    The ping of an idle connection, a new connection (TCP connect and handshake), then the round trips.
     """
     read = settings.read_timeout
-    return read + settings.connect_timeout + HANDSHAKE_ROUND_TRIPS * read + read
+    return read + settings.connect_timeout + HANDSHAKE_ROUND_TRIPS * read + round_trips * read
 
 
 def settings_label(settings: DatabaseSettings) -> str:

@@ -11,6 +11,7 @@ The consumer owns that rule and answers the event source mapping itself
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict
@@ -19,16 +20,18 @@ from aws_lambda_powertools import Logger
 from pydantic import TypeAdapter, ValidationError
 
 from ingest.config import ConsumerSettings
-from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
+from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient, worst_case_s
 from ingest.fifo import blocked_by_failures
 from ingest.models import QueueMessage
 from ingest.repository import StoreResult, store_batch
-from ingest.retry import call_with_retries, growing_jitter
+from ingest.retry import Deadline, call_with_retries, growing_jitter
 
 logger = Logger(child=True)
 
 # Attempts of a batch's transaction within one invocation when a statement fails transiently.
 STATEMENT_ATTEMPTS = 4
+# Round trips of one attempt of store_batch once connected: BEGIN, the two statements, COMMIT.
+STORE_ROUND_TRIPS = 4
 # Entries SQS takes in one ChangeMessageVisibilityBatch.
 VISIBILITY_BATCH_SIZE = 10
 # Built once: model_validate_json goes through a wrapper on every record.
@@ -131,19 +134,44 @@ def _parse(record: ReceivedRecord) -> _Parsed:
         return _Parsed(record, None, f"invalid message: {', '.join(fields)}")
 
 
+class OutOfTime(DatabaseUnavailable):
+    """No database attempt can end before the invocation must answer: the records wait in the queue,
+    as in an outage (they are not poison)."""
+
+
 def _log_unavailable(error: DatabaseUnavailable) -> None:
     logger.warning("database unavailable: whole batch left in the queue", reason=str(error))
 
 
+def attempt_worst_case_s(settings: ConsumerSettings) -> float:
+    """The longest one attempt of a batch's transaction can take, every step just under its timeout."""
+    return worst_case_s(settings.database, STORE_ROUND_TRIPS)
+
+
 class Consumer:
-    def __init__(self, database: Database, settings: ConsumerSettings, sqs: QueueClient) -> None:
+    def __init__(
+        self, database: Database, settings: ConsumerSettings, sqs: QueueClient, *, sqs_call_s: float
+    ) -> None:
+        """`sqs_call_s`: the longest one call of `sqs` can take (its client's attempts and timeouts)."""
         self.database = database
         self.settings = settings
         self.sqs = sqs
+        self.sqs_call_s = sqs_call_s
+        self._attempt_s = attempt_worst_case_s(settings)
 
-    def process(self, records: Sequence[ReceivedRecord]) -> BatchOutcome:
+    def process(self, records: Sequence[ReceivedRecord], deadline: Deadline | None = None) -> BatchOutcome:
+        """Store the batch and hide its failed records for their backoff, all of it by `deadline`.
+
+        The time the retry delays may take (one ChangeMessageVisibilityBatch per ten records) is kept
+        aside; before that, no database attempt or dead-letter move starts unless it can end, and
+        every socket operation ends by then. Records that were not tried fail as in an outage.
+        """
+        work_deadline = deadline
+        if deadline is not None:
+            calls = math.ceil(len(records) / VISIBILITY_BATCH_SIZE)
+            work_deadline = deadline.earlier_by(calls * self.sqs_call_s)
         parsed = [_parse(record) for record in records]
-        parked, invalid = self._set_aside([entry for entry in parsed if entry.message is None])
+        parked, invalid = self._set_aside([entry for entry in parsed if entry.message is None], work_deadline)
         batch = [(record.message_id, _group_of(record)) for record in records]
         blocked = blocked_by_failures(batch, invalid)
         stored = self._store(
@@ -151,7 +179,8 @@ class Consumer:
                 (entry.record, entry.message)
                 for entry in parsed
                 if entry.message is not None and entry.record.message_id not in blocked
-            ]
+            ],
+            work_deadline,
         )
         reasons = invalid | stored.rejected
         for message_id, blocker in blocked_by_failures(batch, reasons).items():
@@ -177,32 +206,38 @@ class Consumer:
             dead_lettered=dead_lettered,
         )
 
-    def _set_aside(self, poison: Sequence[_Parsed]) -> tuple[list[str], dict[str, str]]:
+    def _set_aside(
+        self, poison: Sequence[_Parsed], deadline: Deadline | None
+    ) -> tuple[list[str], dict[str, str]]:
         """Invalid messages: the ids moved to the dead-letter queue, and the others with why they fail."""
         parked: list[str] = []
         failed: dict[str, str] = {}
         for entry in poison:
-            if self._park(entry.record):
+            if self._park(entry.record, deadline):
                 parked.append(entry.record.message_id)
             else:
                 failed[entry.record.message_id] = entry.problem
         return parked, failed
 
-    def _store(self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]]) -> _Stored:
+    def _store(
+        self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]], deadline: Deadline | None
+    ) -> _Stored:
         if not writable:
             return _Stored()
         try:
-            result = self._store_on_live_connection([message for _, message in writable])
+            result = self._store_on_live_connection([message for _, message in writable], deadline)
         except DatabaseUnavailable as error:
             _log_unavailable(error)
             return _Stored(database_unavailable=True)
         except Exception as error:
             # The database rejected something in the batch: find which, one record per transaction.
             logger.warning("batch rejected; storing its records one by one", error=error_label(error))
-            return self._store_one_by_one(writable)
+            return self._store_one_by_one(writable, deadline)
         return _Stored(inserted=result.inserted, duplicates=result.duplicates)
 
-    def _store_one_by_one(self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]]) -> _Stored:
+    def _store_one_by_one(
+        self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]], deadline: Deadline | None
+    ) -> _Stored:
         inserted = duplicates = 0
         rejected: dict[str, str] = {}
         dead_lettered: list[str] = []
@@ -211,12 +246,12 @@ class Consumer:
             if record.message_id in blocked_by_failures(batch, rejected):
                 continue
             try:
-                result = self._store_on_live_connection([message])
+                result = self._store_on_live_connection([message], deadline)
             except DatabaseUnavailable as error:
                 _log_unavailable(error)
                 return _Stored(inserted, duplicates, rejected, dead_lettered, database_unavailable=True)
             except Exception as error:
-                if self._park(record):
+                if self._park(record, deadline):
                     dead_lettered.append(record.message_id)
                 else:
                     rejected[record.message_id] = f"rejected by the database: {error_label(error)}"
@@ -226,7 +261,9 @@ class Consumer:
             duplicates += result.duplicates
         return _Stored(inserted, duplicates, rejected, dead_lettered)
 
-    def _store_on_live_connection(self, messages: Sequence[QueueMessage]) -> StoreResult:
+    def _store_on_live_connection(
+        self, messages: Sequence[QueueMessage], deadline: Deadline | None
+    ) -> StoreResult:
         """store_batch, tried again after a transient statement error, on a new connection.
 
         That covers a reused connection that turns out to be dead, and InnoDB deadlocks between
@@ -235,11 +272,14 @@ class Consumer:
         milliseconds so that the same two do not meet again). Failing to connect is not retried
         here: that is an outage, and the batch waits in the queue. A retry after a failed COMMIT may
         find the batch already stored; the primary key makes that harmless (rows count as duplicates).
+        An attempt starts only if it can end by the deadline, every step taking just under its timeout.
         """
 
         def store_on_a_connection_known_good() -> StoreResult:
+            if deadline is not None and not deadline.allows(self._attempt_s):
+                raise OutOfTime(f"less than the {self._attempt_s} s of a database attempt left")
             try:
-                return store_batch(self.database.connection(), messages)
+                return store_batch(self.database.connection(deadline), messages)
             except Exception as error:
                 if is_transient(error):
                     self.database.discard()
@@ -257,7 +297,7 @@ class Consumer:
                 raise
             raise DatabaseUnavailable(str(error)) from error
 
-    def _park(self, record: ReceivedRecord) -> bool:
+    def _park(self, record: ReceivedRecord, deadline: Deadline | None) -> bool:
         """Once a poison record has had poison_receive_count receives, move it to the dead-letter queue.
 
         SQS's own redrive comes only at maxReceiveCount, which is sized for a long database outage
@@ -265,9 +305,13 @@ class Consumer:
         records queued behind it in its FIFO group too, received and failed with it every time.
         Moved here, the poison is reported done and the rest of its group is stored in this very
         batch. A record held through an outage may pass the count before it is first rejected: it
-        moves on that rejection. If the move fails, the record fails as before.
+        moves on that rejection. If the move fails, or could not end by the deadline, the record fails
+        as before.
         """
         if _receive_count(record) < self.settings.poison_receive_count:
+            return False
+        if deadline is not None and not deadline.allows(self.sqs_call_s):
+            logger.warning("no time left to move a poison record to the dead-letter queue")
             return False
         message = {"QueueUrl": self.settings.dead_letter_queue_url, "MessageBody": record.body}
         group = _group_of(record)

@@ -5,6 +5,28 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A moment on the monotonic clock by which some work must be over."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def remaining_s(self) -> float:
+        return self.at - time.monotonic()
+
+    def allows(self, duration_s: float) -> bool:
+        """True when something that may take duration_s, started now, ends in time."""
+        return duration_s <= self.remaining_s()
+
+    def earlier_by(self, seconds: float) -> Deadline:
+        return Deadline(self.at - seconds)
 
 
 def fixed_pause(seconds: float) -> Callable[[int], float]:

@@ -20,6 +20,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
 )
 
 from ingest import aurora, dead_letters
@@ -450,6 +451,11 @@ def main(
         return _fail("no AWS credentials: set AWS_PROFILE (or --profile), or run `aws sso login`")
     except NoRegionError:
         return _fail("no AWS region: pass --region or set AWS_REGION")
+    except ProfileNotFound as error:
+        return _fail(
+            f"no AWS profile {error.kwargs.get('profile')}: check --profile or AWS_PROFILE"
+            " (aws configure list-profiles)"
+        )
     except EndpointConnectionError as error:
         return _fail(f"cannot reach {error.kwargs.get('endpoint_url', 'AWS')}: is --region a real region?")
     except ClientError as error:

@@ -739,12 +739,28 @@ class Verification:
         streams = logs.describe_log_streams(
             logGroupName=group, orderBy="LastEventTime", descending=True, limit=1
         )
-        return any(
-            logs.get_log_events(
-                logGroupName=group, logStreamName=stream["logStreamName"], limit=1, startFromHead=True
-            )["events"]
-            for stream in streams["logStreams"]
-        )
+        names = [stream["logStreamName"] for stream in streams["logStreams"]]
+        return any(self._stream_holds_an_event(logs, group, name) for name in names)
+
+    @staticmethod
+    def _stream_holds_an_event(logs: Any, group: str, stream: str, most_pages: int = 10) -> bool:
+        """GetLogEvents may answer a page that is empty although events follow: the stream has more while
+        nextForwardToken differs from the token sent (GetLogEvents, CloudWatch Logs API Reference)."""
+        token = None
+        for _ in range(most_pages):
+            page = logs.get_log_events(
+                logGroupName=group,
+                logStreamName=stream,
+                limit=1,
+                startFromHead=True,
+                **({"nextToken": token} if token else {}),
+            )
+            if page["events"]:
+                return True
+            if page.get("nextForwardToken") in (None, token):
+                return False
+            token = page["nextForwardToken"]
+        return False
 
     # ---- 7. proxy-targets -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from moto import mock_aws
 
 from ingest.schema import schema_version
 from ops.cli import main
+from ops.verify import Verification
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -740,6 +741,27 @@ def test_an_empty_rds_events_log_group_fails_rds_events(world: Deployed) -> None
     assert f"log group {EVENTS_GROUP}-empty has received no RDS event" in lines(out)["rds-events"]
 
 
+def test_a_log_stream_whose_first_page_is_empty_still_counts_its_events() -> None:
+    """GIVEN a stream whose first GetLogEvents page is empty with a new forward token, and whose second
+    page holds an event (GetLogEvents may answer so) WHEN the check asks whether it holds an event THEN it
+    follows the token and says yes; a page whose token comes back unchanged ends the stream."""
+    logs = boto3.client("logs", region_name=REGION)
+    asked = {"logGroupName": EVENTS_GROUP, "logStreamName": "rds", "limit": 1, "startFromHead": True}
+    with Stubber(logs) as stub:
+        stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"}, asked)
+        stub.add_response(
+            "get_log_events",
+            {"events": [{"timestamp": 1, "message": "{}"}], "nextForwardToken": "f/2"},
+            asked | {"nextToken": "f/1"},
+        )
+        assert Verification._stream_holds_an_event(logs, EVENTS_GROUP, "rds")
+        stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"}, asked)
+        stub.add_response(
+            "get_log_events", {"events": [], "nextForwardToken": "f/1"}, asked | {"nextToken": "f/1"}
+        )
+        assert not Verification._stream_holds_an_event(logs, EVENTS_GROUP, "rds")
+
+
 def test_an_unavailable_proxy_target_fails_proxy_targets(deployed: Deployed) -> None:
     """GIVEN the proxy reports its reader target UNAVAILABLE (CONNECTION_FAILED) WHEN verify runs THEN
     proxy-targets fails naming the target, state and reason."""
@@ -934,6 +956,22 @@ def test_no_region_is_one_clear_line_and_the_rest_skipped(
     )
     assert statuses(out.getvalue()) == {"credentials": "FAIL"} | {name: "SKIP" for name in CHECKS[1:]}
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_profile_that_does_not_exist_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a --profile the AWS config does not have WHEN any command runs THEN one line names the
+    profile and where to look, no traceback, exit status 1."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+    code = main(["--profile", "no-such-profile", "--region", REGION, "--stack", STACK, "verify"])
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "no AWS profile no-such-profile: check --profile or AWS_PROFILE" in err
+    assert "Traceback" not in err
 
 
 def test_verify_has_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from local.lambda_runtime import LambdaContext
 from local.testdata import api_event, sqs_event, sqs_record
 from tests.conftest import load_handler
 from tests.json_bodies import HOSTILE, VALID_IDS, bodies
@@ -67,9 +68,9 @@ def test_a_posted_body_is_stored_as_sent_or_refused_naming_the_field(pipeline, q
 
     [message] = messages
     customer_id = json.loads(body)["customer_id"]
-    assert consumer.handler(sqs_event(sqs_record(message["Body"], group=customer_id)), lambda_context) == {
-        "batchItemFailures": []
-    }
+    # A context of its own, as Lambda gives each invocation: the consumer's deadline is its remaining time.
+    batch = sqs_event(sqs_record(message["Body"], group=customer_id))
+    assert consumer.handler(batch, LambdaContext(function_name="consumer")) == {"batchItemFailures": []}
     # As Lambda does after a batch without failures (else the FIFO group stays locked for the next example).
     queues.sqs.delete_message(QueueUrl=queues.queue_url, ReceiptHandle=message["ReceiptHandle"])
     request_id = reply["request_id"]

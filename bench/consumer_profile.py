@@ -46,7 +46,8 @@ def profile(consumer: ModuleType, batches: int) -> None:
 
 
 def layers(consumer: ModuleType, server: DatabaseEndpoint, rounds: int = 6) -> None:
-    context = LambdaContext(function_name="ConsumerFunction")
+    # One context for the whole measurement: the consumer's deadline is the invocation's remaining time.
+    context = LambdaContext(function_name="ConsumerFunction", timeout_s=86_400)
     handler = consumer.handler  # tracer(logger(metrics(body))), each decorator keeps __wrapped__
     with server.connect(DATABASE, autocommit=False) as connection:
         writers: dict[str, BatchWriter] = {

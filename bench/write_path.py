@@ -74,7 +74,8 @@ BatchWriter = Callable[[dict[str, Any]], None]
 
 def consumer_writer(handler: Handler) -> BatchWriter:
     """The handler, invoked as Lambda invokes it; a reply with failed records stops the benchmark."""
-    context = LambdaContext(function_name="ConsumerFunction")
+    # One context for the whole measurement: the consumer's deadline is the invocation's remaining time.
+    context = LambdaContext(function_name="ConsumerFunction", timeout_s=86_400)
 
     def write(event: dict[str, Any]) -> None:
         reply = handler(event, context)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import boto3
 import pytest
+from moto import mock_aws
 
 from ingest.schema import schema_version
 from tests.conftest import load_handler
@@ -107,3 +111,78 @@ def test_delete_keeps_the_data_and_answers_success(migrator, response_url, lambd
     url, received = response_url
     module.handler(custom_resource_event("Delete", url), lambda_context)
     assert received[0]["Status"] == "SUCCESS"
+
+
+MASTER = "migrator_master_test"
+MASTER_SECRET = "rds!cluster-migrator-test"
+
+
+@pytest.fixture
+def master_login(database_server):
+    """A master user on the server whose password lives in a Secrets Manager secret (moto), as RDS keeps
+    an Aurora cluster's: {"username", "password"}."""
+    with database_server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE OR REPLACE USER '{MASTER}'@'%' IDENTIFIED BY 'first-password'")
+        cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MASTER}'@'%' WITH GRANT OPTION")
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = secrets.create_secret(
+            Name=MASTER_SECRET, SecretString=json.dumps({"username": MASTER, "password": "first-password"})
+        )["ARN"]
+        yield secrets, arn
+    with database_server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP USER IF EXISTS '{MASTER}'@'%'")
+        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        cursor.execute("DROP USER IF EXISTS 'ingest_app_test'@'%'")
+        cursor.execute("DROP USER IF EXISTS 'ingest_reader_test'@'%'")
+
+
+def secret_env(database_server, arn: str, user: str = MASTER) -> dict[str, str]:
+    env = migrator_env(database_server) | {"DB_USER": user, "DB_AUTH": "secret", "DB_SECRET_ARN": arn}
+    env |= {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    del env["DB_PASSWORD"]
+    return env
+
+
+def test_the_master_login_reads_its_password_from_rds_secret_at_every_login(
+    master_login, database_server, response_url, lambda_context, monkeypatch
+):
+    """GIVEN the master user's password in its secret and the migrator set to log in with it
+    (DB_AUTH=secret, no password in its environment) WHEN CloudFormation creates the schema, RDS then
+    rotates the password, and CloudFormation updates THEN both answers are SUCCESS: each login reads the
+    secret as it is then."""
+    secrets, arn = master_login
+    module = load_migrator(monkeypatch, secret_env(database_server, arn))
+    url, received = response_url
+
+    module.handler(custom_resource_event("Create", url), lambda_context)
+    with database_server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(f"ALTER USER '{MASTER}'@'%' IDENTIFIED BY 'rotated-password'")
+    secrets.put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"username": MASTER, "password": "rotated-password"})
+    )
+    module.database.discard()  # the next deploy runs in a new container, or after the connection closed
+    module.handler(custom_resource_event("Update", url), lambda_context)
+
+    assert [answer["Status"] for answer in received] == ["SUCCESS", "SUCCESS"]
+    with database_server.connect(DATABASE) as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW TABLES")
+        assert {row[0] for row in cursor.fetchall()} == {"customer_records", "customers"}
+
+
+def test_a_secret_of_another_user_fails_the_deploy_at_once_naming_no_password(
+    master_login, database_server, response_url, lambda_context, monkeypatch
+):
+    """GIVEN DB_USER names another user than the secret holds (a template mistake) WHEN CloudFormation
+    creates the schema THEN the answer is FAILED at once, not after the connection retries' minutes,
+    and its reason names the user, never the password."""
+    _, arn = master_login
+    module = load_migrator(monkeypatch, secret_env(database_server, arn, user="someone_else"))
+    url, received = response_url
+
+    module.handler(custom_resource_event("Create", url), lambda_context)
+
+    (answer,) = received
+    assert answer["Status"] == "FAILED"
+    assert "DB_USER=someone_else" in answer["Reason"]
+    assert "first-password" not in answer["Reason"]

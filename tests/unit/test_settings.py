@@ -106,6 +106,19 @@ def test_the_migrator_needs_the_users_it_creates():
     assert (settings.app_db_user, settings.reader_db_user) == ("app", "reader")
 
 
+def test_a_login_with_a_secret_needs_the_secrets_arn_and_a_region():
+    """GIVEN DB_AUTH=secret (the migrator's master login) THEN the secret's ARN and a region are
+    required at start, not at the first login."""
+    users = {"APP_DB_USER": "app", "READER_DB_USER": "reader", "DB_AUTH": "secret"}
+    with pytest.raises(ConfigurationError) as refused:
+        MigratorSettings.from_env(DATABASE | users)
+    assert "DB_AUTH=secret needs DB_SECRET_ARN and AWS_REGION" in str(refused.value)
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-1-AbCdEf"
+    settings = MigratorSettings.from_env(DATABASE | users | {"DB_SECRET_ARN": arn})
+    assert (settings.database.auth, settings.database.secret_arn) == (DbAuth.SECRET, arn)
+
+
 def test_a_password_never_shows_in_an_error():
     env = {"DB_HOST": "h", "DB_USER": "u", "DB_AUTH": "password", "DB_PASSWORD": "s3cr3t", "DB_PORT": "x"}
     with pytest.raises(ConfigurationError) as refused:

@@ -161,10 +161,12 @@ def test_writer_and_reader_are_in_different_availability_zones(resources):
 
 
 def test_proxy_requires_tls_and_iam_for_every_user(resources):
+    """GIVEN the proxy THEN clients need TLS and an IAM token, and the proxy logs in to Aurora with IAM
+    too, for every user it serves: it has no secret (no Auth entry) whose scheme could compete."""
     proxy = props(resources, "DatabaseProxy")
     assert proxy["RequireTLS"] is True
-    assert proxy["Auth"]
-    assert all(entry["IAMAuth"] == "REQUIRED" for entry in proxy["Auth"])
+    assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
+    assert "Auth" not in proxy
     pool = props(resources, "DatabaseProxyTargetGroup")["ConnectionPoolConfigurationInfo"]
     # A client waiting for a database connection gives up well before the consumer's 30 s timeout.
     assert pool["ConnectionBorrowTimeout"] < int(props(resources, "ConsumerFunction")["Timeout"])
@@ -179,21 +181,18 @@ def test_security_groups_chain_functions_to_proxy_to_cluster_on_3306_only():
         if resource["Type"] == "AWS::EC2::SecurityGroupIngress"
     }
     into_cluster = [rule for rule in ingress.values() if rule["GroupId"] == {"Ref": "DatabaseSecurityGroup"}]
-    assert into_cluster == [
-        {
-            "GroupId": {"Ref": "DatabaseSecurityGroup"},
-            "IpProtocol": "tcp",
-            "FromPort": 3306,
-            "ToPort": 3306,
-            "SourceSecurityGroupId": {"Ref": "ProxySecurityGroup"},
-            "Description": into_cluster[0]["Description"],
-        }
-    ]
+    # The proxy, and the schema migrator's master login (the proxy does not serve the master user)
+    assert {rule["SourceSecurityGroupId"]["Ref"] for rule in into_cluster} == {
+        "ProxySecurityGroup",
+        "MigratorSecurityGroup",
+    }
+    assert all(
+        (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 3306, 3306) for rule in into_cluster
+    )
     into_proxy = [rule for rule in ingress.values() if rule["GroupId"] == {"Ref": "ProxySecurityGroup"}]
     assert {rule["SourceSecurityGroupId"]["Ref"] for rule in into_proxy} == {
         "ConsumerSecurityGroup",
         "ReaderSecurityGroup",
-        "MigratorSecurityGroup",
     }
     assert all((rule["FromPort"], rule["ToPort"]) == (3306, 3306) for rule in into_proxy)
     for logical_id in (
@@ -223,14 +222,14 @@ def test_the_reader_has_a_security_group_of_its_own_that_reaches_the_proxy_only(
     (egress,) = _egress_of(resources, "ReaderSecurityGroup")
     assert egress["DestinationSecurityGroupId"] == {"Ref": "ProxySecurityGroup"}
     assert (egress["FromPort"], egress["ToPort"]) == (3306, 3306)
-    # AND only the consumer may reach the SQS endpoint
+    # AND only the consumer (SQS) and the schema migrator (Secrets Manager) may reach the endpoints
     into_endpoints = [
         resource["Properties"]["SourceSecurityGroupId"]
         for resource in resources.values()
         if resource["Type"] == "AWS::EC2::SecurityGroupIngress"
         and resource["Properties"]["GroupId"] == {"Ref": "EndpointSecurityGroup"}
     ]
-    assert into_endpoints == [{"Ref": "ConsumerSecurityGroup"}]
+    assert into_endpoints == [{"Ref": "ConsumerSecurityGroup"}, {"Ref": "MigratorSecurityGroup"}]
     assert props(resources, "ConsumerFunction")["VpcConfig"]["SecurityGroupIds"] == [
         {"Ref": "ConsumerSecurityGroup"}
     ]
@@ -247,7 +246,8 @@ def test_custom_resource_waits_for_the_database_and_reruns_on_a_new_layer(resour
     migration = resources["SchemaMigration"]
     assert migration["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["SchemaMigratorFunction", "Arn"]}
     assert migration["Properties"]["SchemaLayerVersion"] == {"Ref": "SharedLayer"}
-    for dependency in ("WriterInstance", "DatabaseProxyTargetGroup", "S3GatewayEndpoint"):
+    # The writer it logs in to, the endpoint it reads the master secret through, the route of its reply
+    for dependency in ("WriterInstance", "SecretsManagerEndpoint", "S3GatewayEndpoint"):
         assert dependency in migration["DependsOn"]
 
 
@@ -282,7 +282,7 @@ def test_producer_is_outside_the_vpc_and_database_functions_inside(resources):
 
 
 def test_database_functions_reach_the_proxy_with_iam_and_verified_tls(resources):
-    for logical_id in ("ConsumerFunction", "ReaderFunction", "SchemaMigratorFunction"):
+    for logical_id in ("ConsumerFunction", "ReaderFunction"):
         env = props(resources, logical_id)["Environment"]["Variables"]
         assert env["DB_HOST"] == {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}
         assert env["DB_AUTH"] == "iam"
@@ -350,7 +350,6 @@ def test_database_logins_are_scoped_to_the_proxy_dbuser_arns(resources):
     expected_user = {
         "ConsumerFunctionRole": "AppDatabaseUser",
         "ReaderFunctionRole": "ReaderDatabaseUser",
-        "SchemaMigratorFunctionRole": "DatabaseMasterUsername",
     }
     for role, user in expected_user.items():
         (resource,) = _actions(resources, role)["rds-db:connect"]
@@ -358,7 +357,8 @@ def test_database_logins_are_scoped_to_the_proxy_dbuser_arns(resources):
         assert arn.endswith(f":dbuser:${{ProxyId}}/${{{user}}}")
         assert arn.startswith("arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:")
         assert variables == {"ProxyId": proxy_id}
-    assert "rds-db:connect" not in _actions(resources, "ProducerFunctionRole")
+    for role in ("ProducerFunctionRole", "SchemaMigratorFunctionRole"):
+        assert "rds-db:connect" not in _actions(resources, role)
 
 
 def test_consumer_polls_and_backs_off_on_its_queue_and_sends_only_to_the_dead_letter_queue(resources):
@@ -374,23 +374,31 @@ def test_consumer_polls_and_backs_off_on_its_queue_and_sends_only_to_the_dead_le
     assert granted["sqs:SendMessage"] == [{"Fn::GetAtt": ["CustomerDeadLetterQueue", "Arn"]}]
 
 
-def test_only_the_proxy_reads_the_master_secret_and_the_app_user_has_none(resources):
-    assert _actions(resources, "DatabaseProxyRole")["secretsmanager:GetSecretValue"] == [
-        {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+def test_only_the_migrator_reads_the_master_secret_and_logs_in_with_it_straight_to_the_cluster(resources):
+    """GIVEN the master user's RDS-managed secret THEN the schema migrator alone may read it, through an
+    endpoint that allows that one call on that one secret, and logs in with it to the cluster's writer;
+    the proxy and the other functions never touch it, and the app users have no password at all."""
+    master_secret = {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+    assert _actions(resources, "SchemaMigratorFunctionRole")["secretsmanager:GetSecretValue"] == [
+        master_secret
     ]
-    for role in (
-        "ProducerFunctionRole",
-        "ConsumerFunctionRole",
-        "ReaderFunctionRole",
-        "SchemaMigratorFunctionRole",
-    ):
+    for role in ("ProducerFunctionRole", "ConsumerFunctionRole", "ReaderFunctionRole", "DatabaseProxyRole"):
         assert not any(action.startswith("secretsmanager:") for action in _actions(resources, role))
     assert not [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::Secret"]
-    # End-to-end IAM: the proxy itself logs in as the app user with a token.
-    proxy = props(resources, "DatabaseProxy")
-    assert proxy["DefaultAuthScheme"] == "IAM_AUTH"
-    (master,) = proxy["Auth"]
-    assert master["SecretArn"] == {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+    (endpoint_statement,) = props(resources, "SecretsManagerEndpoint")["PolicyDocument"]["Statement"]
+    assert (endpoint_statement["Action"], endpoint_statement["Resource"]) == (
+        "secretsmanager:GetSecretValue",
+        master_secret,
+    )
+    migrator = props(resources, "SchemaMigratorFunction")["Environment"]["Variables"]
+    assert migrator["DB_HOST"] == {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]}
+    assert (migrator["DB_AUTH"], migrator["DB_SECRET_ARN"], migrator["DB_TLS"]) == (
+        "secret",
+        master_secret,
+        "verify",
+    )
+    assert "DB_PASSWORD" not in migrator
+    # End-to-end IAM: the proxy itself logs in as the app users with a token.
     app, reader = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
     assert app["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
     assert reader["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${ReaderDatabaseUser}")

@@ -48,6 +48,9 @@ class ConfigurationError(RuntimeError):
 
 class DbAuth(StrEnum):
     IAM = "iam"  # a 15-minute token signed locally with the function's role (AWS)
+    # The user name and password of a Secrets Manager secret (DB_SECRET_ARN), read at every login so a
+    # rotation is followed: the migrator's login as the master user, straight to the cluster (AWS).
+    SECRET = "secret"  # noqa: S105 - the mode's name, not a secret
     PASSWORD = "password"  # noqa: S105 - the mode's name, not a password; DB_PASSWORD from the environment (local stack only)
 
 
@@ -110,11 +113,15 @@ class DatabaseSettings(EnvironmentSettings):
     region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     # Local stack only (DB_AUTH=password); a SecretStr never shows in repr, logs or errors.
     password: SecretStr | None = Field(None, validation_alias="DB_PASSWORD")
+    # DB_AUTH=secret: the ARN of the secret holding {"username", "password"} (RDS's master user secret).
+    secret_arn: str | None = Field(None, validation_alias="DB_SECRET_ARN")
 
     @model_validator(mode="after")
-    def _iam_needs_a_region(self) -> Self:
+    def _aws_logins_need_what_they_read(self) -> Self:
         if self.auth is DbAuth.IAM and not self.region:
             raise ValueError("DB_AUTH=iam needs AWS_REGION to sign the database auth token")
+        if self.auth is DbAuth.SECRET and not (self.secret_arn and self.region):
+            raise ValueError("DB_AUTH=secret needs DB_SECRET_ARN and AWS_REGION to read the password")
         return self
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 import time
 from functools import cache, cached_property
@@ -11,7 +12,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import CLIENT, CR
 
-from ingest.config import DatabaseSettings, DbAuth, DbTls
+from ingest.config import ConfigurationError, DatabaseSettings, DbAuth, DbTls
 from ingest.retry import Deadline
 
 # Server errors that mean "not now" rather than "never": the instance is shutting down or restarting,
@@ -161,6 +162,8 @@ class Database:
     def _password(self) -> str:
         if self.settings.auth is DbAuth.IAM:
             return iam_auth_token(self.settings)
+        if self.settings.auth is DbAuth.SECRET:
+            return secret_password(self.settings)
         password = self.settings.password
         return password.get_secret_value() if password is not None else ""
 
@@ -202,6 +205,8 @@ class Database:
                 self.discard()
         try:
             self._connection = self._open(deadline)
+        except ConfigurationError:
+            raise  # a deployment mistake: waiting for the database would not mend it
         except Exception as error:
             # Whatever the reason (down, failing over, credentials), no connection means no writes now.
             raise DatabaseUnavailable(
@@ -244,6 +249,26 @@ def _rds_client(region: str | None) -> Any:
 def forget_token_signer() -> None:
     """Sign the next IAM token with a new client, and so with the credentials the environment has now."""
     _rds_client.cache_clear()
+
+
+@cache
+def _secrets_client(region: str | None) -> Any:
+    from ingest.clients import aws_client
+
+    return aws_client("secretsmanager", region=region)
+
+
+def secret_password(settings: DatabaseSettings) -> str:
+    """The password a login with DB_AUTH=secret sends, read from the secret at every login: RDS rotates
+    the master user's password in its secret ("Password management with Amazon Aurora and AWS Secrets
+    Manager", Aurora User Guide), so a copy kept since the last login may be stale."""
+    answer = _secrets_client(settings.region).get_secret_value(SecretId=settings.secret_arn)
+    credentials = json.loads(answer["SecretString"])
+    if credentials.get("username") != settings.user:
+        raise ConfigurationError(
+            f"secret {settings.secret_arn} holds the login of another user than DB_USER={settings.user}"
+        )
+    return str(credentials["password"])
 
 
 def iam_auth_token(settings: DatabaseSettings) -> str:

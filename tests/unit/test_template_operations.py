@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography import x509
 
-from local.template import TEMPLATE_PATH, Template
+from local.template import PSEUDO_PARAMETERS, TEMPLATE_PATH, Template
 from tests.deployed_template import Concrete
 
 TEMPLATE = Template()
@@ -173,7 +174,7 @@ def test_thresholds_operators_differ_on_are_parameters():
 
 
 def evaluate_rule_function(value: Any, parameters: dict[str, str]) -> Any:
-    """The rule functions template.yaml's Rules use (Fn::Equals, Fn::Not, Fn::Or, Ref)."""
+    """The rule functions template.yaml's Rules use (Fn::Equals, Fn::Not, Fn::Or, Fn::Contains, Ref)."""
     if isinstance(value, dict):
         ((function, argument),) = value.items()
         if function == "Ref":
@@ -185,13 +186,16 @@ def evaluate_rule_function(value: Any, parameters: dict[str, str]) -> Any:
             return not arguments[0]
         if function == "Fn::Or":
             return any(arguments)
+        if function == "Fn::Contains":
+            return arguments[1] in arguments[0]
         raise AssertionError(f"no rule function {function} here")
     return value
 
 
 def deploy_refused(**overrides: str) -> list[str]:
     """The AssertDescriptions CloudFormation would answer a deploy with these parameters."""
-    parameters = {name: str(p.get("Default", "")) for name, p in DOCUMENT["Parameters"].items()} | overrides
+    defaults = {name: str(p.get("Default", "")) for name, p in DOCUMENT["Parameters"].items()}
+    parameters = PSEUDO_PARAMETERS | defaults | overrides
     refused = []
     for rule in DOCUMENT["Rules"].values():
         if "RuleCondition" in rule and not evaluate_rule_function(rule["RuleCondition"], parameters):
@@ -509,3 +513,29 @@ def test_every_log_group_says_what_happens_to_it_and_the_one_with_customer_data_
     (_, logs) = key["KeyPolicy"]["Statement"]
     context = logs["Condition"]["StringEquals"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
     assert context.endswith(":log-group:" + slow["LogGroupName"]["Fn::Sub"])
+
+
+def _regions_of_the_shipped_rds_roots() -> set[str]:
+    bundle = (TEMPLATE_PATH.parent / "layers/shared/ingest/certs/amazon-rds-roots.pem").read_bytes()
+    names = [cert.subject.rfc4514_string() for cert in x509.load_pem_x509_certificates(bundle)]
+    # "CN=Amazon RDS eu-west-1 Root CA RSA2048 G1"; the Beta and Preview roots serve no customer region
+    return {
+        match[1] for name in names if (match := re.search(r"CN=Amazon RDS ([a-z]+-[a-z]+-\d) Root CA", name))
+    }
+
+
+def test_a_deploy_is_refused_in_a_region_whose_rds_root_the_layer_does_not_ship():
+    """GIVEN the regions whose RDS root CA the layer ships (the migrator verifies Aurora's certificate
+    against them) THEN the template's rule admits exactly those regions, so a region without its root is
+    refused before anything is created, instead of a first create that fails its logins for minutes."""
+    (assertion,) = DOCUMENT["Rules"]["RegionHasShippedDatabaseRoots"]["Assertions"]
+    admitted, region = assertion["Assert"]["Fn::Contains"]
+    assert region == {"Ref": "AWS::Region"}
+    shipped = _regions_of_the_shipped_rds_roots()
+    assert len(shipped) >= 20
+    assert set(admitted) == shipped
+    # WHEN a stack is deployed where no root is shipped THEN CloudFormation refuses it, naming the bundle
+    alarms_go_somewhere = {"AlarmEmail": "oncall@ops.invalid"}
+    (refusal,) = deploy_refused(**{"AWS::Region": "il-central-1"} | alarms_go_somewhere)
+    assert "amazon-rds-roots.pem" in refusal
+    assert deploy_refused(**{"AWS::Region": "eu-west-1"} | alarms_go_somewhere) == []

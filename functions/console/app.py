@@ -26,7 +26,9 @@ STATIC_DIR = Path(__file__).with_name("static")
 AWS_CALLS = fail_fast_config(within_s=4)
 
 logger = Logger()
-tracer = Tracer(patch_modules=("botocore", "pymysql"))
+# pymysql is not traced: X-Ray records an exception leaving a traced statement with its message,
+# and a database's message can quote a row's values (docs/design.md, customer data).
+tracer = Tracer(patch_modules=("botocore",))
 settings = ConsoleSettings.from_env()
 backend = AwsBackend(settings, boto3.client("rds", config=AWS_CALLS), boto3.client("sqs", config=AWS_CALLS))
 # The page exchanges its sign-in code for tokens at the sign-in domain's token endpoint.

@@ -13,7 +13,9 @@ from ingest.schema import IAM_AUTHENTICATION
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=("pymysql",))  # only what it calls: fewer imports at cold start
+# pymysql is not traced: X-Ray records an exception leaving a traced statement with its message,
+# and a database's message can quote a row's values (docs/design.md, customer data).
+tracer = Tracer(auto_patch=False)  # it calls nothing else worth a subsegment
 # Logs in as the master user (DB_USER) with the password RDS keeps in its secret (DB_AUTH=secret),
 # straight to the cluster's writer: RDS Proxy is for the functions' users alone, so the first create rests
 # on no undocumented choice of the proxy between its IAM and secret schemes (docs/design.md). Creates the

@@ -635,6 +635,14 @@ class Verification:
             for item in failed
         ]
         topic = self.operator.stack.outputs.get("AlarmTopicArn")
+        if not topic and self._parameter("DatabaseDeletionProtection") == "false":
+            # A stack without deletion protection may notify nobody (the template's Rules demand a
+            # destination only of a protected one): nothing is delivered, so nothing can fail to be.
+            _fail_all(problems)
+            return (
+                f"no failed notification by the stack's alarms ({len(alarms)}) in {ALARM_HISTORY.days} days;"
+                " no alarm destination (AlarmEmail and AlarmTopicArn empty): alarms notify nobody"
+            )
         if not topic:
             problems.append(
                 (
@@ -698,17 +706,7 @@ class Verification:
         now = datetime.now(UTC)
         problems = []
         for rule in rules:
-            # EventBridge publishes FailedInvocations only when it is not zero: no datapoint is none.
-            points = cloudwatch.get_metric_statistics(
-                Namespace="AWS/Events",
-                MetricName="FailedInvocations",
-                Dimensions=[{"Name": "RuleName", "Value": rule}],
-                StartTime=now - RULE_FAILURES,
-                EndTime=now,
-                Period=3600,
-                Statistics=["Sum"],
-            ).get("Datapoints", [])
-            failures = sum(point.get("Sum", 0) for point in points)
+            failures = self._rule_sum(cloudwatch, "FailedInvocations", rule, now)
             if failures:
                 problems.append(
                     (
@@ -719,10 +717,21 @@ class Verification:
                     )
                 )
         group = self.operator.stack.output("RdsEventsLogGroupName")
+        delivered = self._rule_sum(cloudwatch, "Invocations", rules[0], now)
+        if not delivered and not self._holds_an_event(group):
+            # The rules name the cluster's instances, so they are created after them and miss the
+            # creation events: a new stack's first event may be its first backup, a day later.
+            _fail_all(problems)
+            return (
+                f"rules {', '.join(rules)}: no failed delivery in 24 h; no RDS event since the rules exist"
+                f" ({group} is empty), so delivery is not proven yet: run verify again after the first"
+                " backup or maintenance event"
+            )
         if not self._holds_an_event(group):
             problems.append(
                 (
-                    f"log group {group} has received no RDS event",
+                    f"log group {group} has received no RDS event though rule {rules[0]} delivered"
+                    f" {delivered:g} in 24 h",
                     f"check rule {rules[0]}'s event pattern and target and the log group's resource policy;"
                     " RDS publishes events as the cluster and instances are created and backed up, so run"
                     " verify again later if the stack is only minutes old",
@@ -731,6 +740,21 @@ class Verification:
             )
         _fail_all(problems)
         return f"rules {', '.join(rules)}: no failed delivery in 24 h; {group} holds RDS events"
+
+    @staticmethod
+    def _rule_sum(cloudwatch: Any, metric: str, rule: str, now: datetime) -> float:
+        """A rule's metric summed over the last 24 h. EventBridge publishes a count only when it is not
+        zero: no datapoint is none."""
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Events",
+            MetricName=metric,
+            Dimensions=[{"Name": "RuleName", "Value": rule}],
+            StartTime=now - RULE_FAILURES,
+            EndTime=now,
+            Period=3600,
+            Statistics=["Sum"],
+        ).get("Datapoints", [])
+        return float(sum(point.get("Sum", 0) for point in points))
 
     def _holds_an_event(self, group: str) -> bool:
         """Whether the log group's most recent stream holds an event (EventBridge makes the stream with the
@@ -770,12 +794,20 @@ class Verification:
         targets = _pages(
             self.operator.client("rds"), "describe_db_proxy_targets", "Targets", DBProxyName=proxy
         )
-        # Instances report their health; the tracked cluster entry of an Aurora target group may not.
+        # Instances report their health; the tracked cluster entry of an Aurora target group may not. A
+        # reader no read-only endpoint uses may be UNUSED (RDS API Reference, TargetHealth): only the
+        # writer must be AVAILABLE, and the others must not be failing.
         judged = [target for target in targets if target.get("TargetHealth", {}).get("State")]
-        unhealthy = [target for target in judged if target["TargetHealth"]["State"] != "AVAILABLE"]
+        unhealthy = [
+            target
+            for target in judged
+            if target["TargetHealth"]["State"] != "AVAILABLE"
+            and not (target.get("Role") == "READ_ONLY" and target["TargetHealth"]["State"] == "UNUSED")
+        ]
         fix = (
             "see the reason: UNREACHABLE or CONNECTION_FAILED: the proxy's and the cluster's security groups"
-            " (3306); AUTH_FAILURE: the proxy's role and secret; a new stack's targets take minutes"
+            " (3306); AUTH_FAILURE: the proxy role's rds-db:connect on the cluster's dbuser ARNs, or users"
+            " the schema migrator has not created yet; a new stack's targets take minutes"
         )
         if unhealthy:
             described = ", ".join(
@@ -792,8 +824,8 @@ class Verification:
                 for target in unhealthy
             )
             raise Failed(f"proxy {proxy}: {described}", fix, DOC_PROXY)
-        if not judged:
-            raise Failed(f"proxy {proxy} reports no target health", fix, DOC_PROXY)
+        if not any(target.get("Role") == "READ_WRITE" for target in judged):
+            raise Failed(f"proxy {proxy} reports no writer's health", fix, DOC_PROXY)
         names = ", ".join(str(target.get("RdsResourceId")) for target in judged)
         return f"proxy {proxy}: {names} AVAILABLE"
 

@@ -215,6 +215,7 @@ class Deployed:
             "ApiWafMode": "Count",
             "AlarmEmail": ALARM_EMAIL,
             "ConsumerMaxConcurrency": "5",
+            "DatabaseDeletionProtection": "true",
         } | (parameters or {})
         cognito = boto3.client("cognito-idp", region_name=REGION)
         pool = cognito.list_user_pools(MaxResults=1)["UserPools"][0]["Id"]
@@ -699,9 +700,26 @@ def test_an_unconfirmed_subscription_fails_alarm_delivery(deployed: Deployed) ->
     assert f"{ALARM_EMAIL} has not confirmed its subscription" in lines(out)["alarm-delivery"]
 
 
+def test_an_unprotected_stack_without_an_alarm_topic_passes_saying_alarms_notify_nobody(
+    world: Deployed,
+) -> None:
+    """GIVEN a dev stack (no deletion protection) deployed without AlarmEmail nor AlarmTopicArn, which the
+    template allows WHEN verify runs THEN alarm-delivery passes (nothing is delivered, so nothing fails
+    to be) and says that the alarms notify nobody."""
+    world.deploy(
+        parameters={"AlarmEmail": "", "DatabaseDeletionProtection": "false"}, outputs={"AlarmTopicArn": None}
+    )
+
+    code, out = verify(world.session())
+
+    assert code == 0
+    assert "alarms notify nobody" in lines(out)["alarm-delivery"]
+
+
 def test_a_stack_without_an_alarm_topic_fails_alarm_delivery(world: Deployed) -> None:
-    """GIVEN a stack deployed without AlarmEmail nor AlarmTopicArn (no AlarmTopicArn output) WHEN verify
-    runs THEN alarm-delivery fails saying nobody hears the alarms and how to set a destination."""
+    """GIVEN a protected stack deployed without AlarmEmail nor AlarmTopicArn (no AlarmTopicArn output)
+    WHEN verify runs THEN alarm-delivery fails saying nobody hears the alarms and how to set a
+    destination."""
     world.deploy(parameters={"AlarmEmail": ""}, outputs={"AlarmTopicArn": None})
 
     code, out = verify(world.session())
@@ -730,15 +748,38 @@ def test_failed_rule_invocations_fail_rds_events(deployed: Deployed) -> None:
     assert f"rule {RECORD_RULE} failed to deliver 3 events in the last 24 h" in lines(out)["rds-events"]
 
 
-def test_an_empty_rds_events_log_group_fails_rds_events(world: Deployed) -> None:
-    """GIVEN the RDS events log group has received nothing WHEN verify runs THEN rds-events fails."""
+def test_an_empty_rds_events_log_group_fails_rds_events_once_the_rule_delivered(world: Deployed) -> None:
+    """GIVEN the record rule delivered events in the last day but the log group has received nothing
+    WHEN verify runs THEN rds-events fails."""
     world.deploy(outputs={"RdsEventsLogGroupName": f"{EVENTS_GROUP}-empty"})
     boto3.client("logs", region_name=REGION).create_log_group(logGroupName=f"{EVENTS_GROUP}-empty")
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="AWS/Events",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": [{"Name": "RuleName", "Value": RECORD_RULE}],
+             "Value": 2, "Timestamp": datetime.now(UTC) - timedelta(hours=1)}
+        ],
+    )  # fmt: skip
 
     code, out = verify(world.session())
 
     assert code == 1
     assert f"log group {EVENTS_GROUP}-empty has received no RDS event" in lines(out)["rds-events"]
+
+
+def test_a_new_stack_whose_rule_delivered_nothing_yet_passes_rds_events_saying_it_is_unproven(
+    world: Deployed,
+) -> None:
+    """GIVEN a stack minutes old: its rules were created after the cluster's creation events, so nothing
+    was delivered and the log group is empty WHEN verify runs THEN rds-events passes, saying delivery is
+    not proven yet and when to run it again."""
+    world.deploy(outputs={"RdsEventsLogGroupName": f"{EVENTS_GROUP}-new"})
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName=f"{EVENTS_GROUP}-new")
+
+    code, out = verify(world.session())
+
+    assert code == 0
+    assert "delivery is not proven yet" in lines(out)["rds-events"]
 
 
 def test_a_log_stream_whose_first_page_is_empty_still_counts_its_events() -> None:
@@ -777,6 +818,18 @@ def test_an_unavailable_proxy_target_fails_proxy_targets(deployed: Deployed) -> 
     assert code == 1
     assert statuses(out) == all_pass_but("proxy-targets")
     assert "ingest-reader UNAVAILABLE CONNECTION_FAILED timeout" in lines(out)["proxy-targets"]
+
+
+def test_a_reader_target_no_endpoint_uses_passes_proxy_targets(deployed: Deployed) -> None:
+    """GIVEN the proxy reports its reader UNUSED (no read-only endpoint uses it) and the writer AVAILABLE
+    WHEN verify runs THEN proxy-targets passes; a writer that is not AVAILABLE would fail it."""
+    targets = healthy_targets()
+    targets[2]["TargetHealth"] = {"State": "UNUSED"}
+
+    code, out = verify(deployed.session(proxy_targets=targets))
+
+    assert code == 0
+    assert statuses(out)["proxy-targets"] == "PASS"
 
 
 def test_a_customer_value_in_a_trace_fails_tracing(deployed: Deployed) -> None:

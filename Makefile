@@ -1,6 +1,6 @@
 # Every target bootstraps what it needs: a python3.13 virtual environment with the pinned
 # development requirements (the layer's package installed editable), and (for the local stack) the
-# mariadb and haproxy packages (and chromium for the console's browser test).
+# mariadb and haproxy packages (and chromium and nodejs for the console's browser and page tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -14,7 +14,7 @@ LAYER := layers/shared
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv lock packages lint lock-check test-fast test build deploy demo drill bench clean
+.PHONY: help venv lock packages lint lock-check test-console-js test-fast test build deploy demo drill bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ lock-check: venv ## uv.lock matches the pyproject files, and the requirements fi
 	diff -u $(LAYER)/requirements.txt $$tmp/layer.txt && diff -u requirements-dev.txt $$tmp/dev.txt \
 	|| { echo "requirements files differ from uv.lock: run make lock" >&2; exit 1; }
 
-packages: ## install mariadb-server-core, haproxy and chromium when missing (needs root or sudo)
+packages: ## install mariadb-server-core, haproxy, chromium and nodejs when missing (needs root or sudo)
 	@sh local/ensure-packages.sh
 
 lint: venv lock-check $(CHECKOV_ENV)/.installed ## lock files in sync, cfn-lint (+ serverless rules), checkov, sam validate --lint, ruff, mypy
@@ -80,11 +80,18 @@ lint: venv lock-check $(CHECKOV_ENV)/.installed ## lock files in sync, cfn-lint 
 	@echo "==> mypy"
 	$(BIN)/mypy
 
-test-fast: venv lint ## lint, then the unit tests (no servers): under a minute
+# The console page's run state and verdict as pure functions (functions/console/static/*.js, ES
+# modules), under Node's built-in test runner: no npm, no browser.
+test-console-js: ## the console page's run state and verdict under node --test: seconds
+	@command -v node >/dev/null || { echo "node not found: run make packages (Debian's nodejs)" >&2; exit 1; }
+	@echo "==> node --test tests/console"
+	node --test tests/console/*.test.mjs
+
+test-fast: venv lint test-console-js ## lint, then the unit tests (no servers): under a minute
 	@echo "==> pytest tests/unit"
 	$(BIN)/pytest tests/unit
 
-test: venv packages lint ## lint, then every test (unit, integration, SQS emulator, end-to-end)
+test: venv packages lint test-console-js ## lint, then every test (unit, console page, integration, SQS emulator, end-to-end)
 	@echo "==> pytest"
 	$(BIN)/pytest
 

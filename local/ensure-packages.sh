@@ -1,6 +1,7 @@
 #!/bin/sh
 # Makes sure the servers the local stack runs are installed: mariadbd (+ mariadb-install-db) and haproxy,
-# and the browser the console's browser test drives (Debian's chromium: no browser download at test time).
+# the browser the console's browser test drives (Debian's chromium: no browser download at test time),
+# and Node.js, whose built-in test runner checks the console page's modules (Debian's nodejs: no npm).
 # Installs the missing Debian/Ubuntu packages with apt-get when that is permitted: running as root or
 # with password-less sudo, and LOCAL_STACK_NO_INSTALL is not set. Otherwise prints the fix and fails.
 # mariadb-server-core carries only the binaries: no system service is started on port 3306.
@@ -11,6 +12,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 have mariadbd && have mariadb-install-db || missing="$missing mariadb-server-core"
 have haproxy || missing="$missing haproxy"
 have chromium || missing="$missing chromium"
+have node || missing="$missing nodejs"
 
 [ -z "$missing" ] && exit 0
 

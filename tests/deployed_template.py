@@ -109,8 +109,10 @@ class Concrete:
             return PSEUDO_PARAMETERS[name]
         if name in self.parameters:
             return self.parameters[name]
-        kind = self.resources[name]["Type"]
-        return self._format(_REF_OF_TYPE.get(kind, "{name}"), name)
+        resource = self.resources[name]
+        if resource["Type"] == "AWS::Lambda::Function" and "FunctionName" in resource.get("Properties", {}):
+            return str(self(resource["Properties"]["FunctionName"]))
+        return self._format(_REF_OF_TYPE.get(resource["Type"], "{name}"), name)
 
     def get_att(self, logical_id: str, attribute: str) -> str:
         kind = self.resources[logical_id]["Type"]

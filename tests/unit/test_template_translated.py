@@ -6,14 +6,16 @@ never shows: what they are is asserted here, and every policy document is linted
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import warnings
 from typing import Any
 
 import pytest
 
 from local.template import Template
-from tests.deployed_template import Concrete, policy_documents, rendered, translated
+from tests.deployed_template import ACCOUNT, REGION, Concrete, policy_documents, rendered, translated
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
@@ -86,6 +88,54 @@ def test_the_only_stage_has_the_settings_the_waf_and_the_alarms_rely_on(deployed
     for alarm in ("ApiServerErrorsAlarm", "ApiLatencyAlarm"):
         dimensions = document["Resources"][alarm]["Properties"]["Dimensions"]
         assert {"Name": "Stage", "Value": {"Ref": "ApiStageName"}} in dimensions
+
+
+def _function_of(invocation_uri: str) -> str:
+    """The function (or alias) an integration invokes, as its name: the part after `function:` of an
+    ARN, or the whole reference."""
+    target = invocation_uri.split("/functions/", 1)[1].removesuffix("/invocations")
+    return target.split(":function:", 1)[-1]
+
+
+def _method_arns(document: dict[str, Any], concrete: Concrete) -> list[tuple[str, str]]:
+    """For each operation of the API: the function its integration invokes, and the source ARN API
+    Gateway presents when it invokes it (path parameters filled in)."""
+    api, stage = concrete.ref("IngestApi"), concrete.ref("ApiStageName")
+    body = document["Resources"]["IngestApi"]["Properties"]["Body"]
+    arns = []
+    for path, operations in body["paths"].items():
+        for method, operation in operations.items():
+            integration = (
+                operation.get("x-amazon-apigateway-integration") if isinstance(operation, dict) else None
+            )
+            if not integration or integration.get("type") != "aws_proxy":
+                continue
+            request_path = re.sub(r"\{[^}]+\}", "sample-value", path)
+            source = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/{stage}/{method.upper()}{request_path}"
+            arns.append((_function_of(concrete(integration["uri"])), source))
+    return arns
+
+
+def test_each_operation_may_invoke_its_function_from_the_stage_and_from_nowhere_else(deployed):
+    """GIVEN every operation of the deployed API, the function its integration invokes and the source
+    ARN API Gateway presents for it THEN a permission of that very function (or alias) matches the
+    ARN (ArnLike), so every route can invoke what it integrates; and the same call from another stage
+    (SAM's "Stage", one made by hand) matches none."""
+    parameters, document = deployed
+    concrete = Concrete(document, parameters)
+    permissions = [
+        (_function_of("/functions/" + str(concrete(item["Properties"]["FunctionName"]))),
+         concrete(item["Properties"]["SourceArn"]))
+        for item in _resources_of_type(document, "AWS::Lambda::Permission").values()
+        if item["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]  # fmt: skip
+    operations = _method_arns(document, concrete)
+    assert len(operations) >= 3
+    for function, source in operations:
+        granted = [pattern for name, pattern in permissions if name == function]
+        assert any(fnmatch.fnmatchcase(source, pattern) for pattern in granted), (function, source)
+        elsewhere = source.replace(f"/{concrete.ref('ApiStageName')}/", "/Stage/", 1)
+        assert not any(fnmatch.fnmatchcase(elsewhere, pattern) for _, pattern in permissions), elsewhere
 
 
 def test_every_invoke_permission_of_api_gateway_names_the_stage(deployed):

@@ -105,7 +105,7 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 	$(BIN)/sam deploy --guided
 
 demo: venv packages ## run the whole pipeline on this machine until Ctrl-C
-	$(BIN)/python -m local.stack
+	$(BIN)/python -m local.demo
 
 drill: venv packages ## failure drills under traffic; writes reports/drill.{json,md,png}
 	$(BIN)/python -m local.drill $(DRILL_ARGS)

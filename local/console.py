@@ -1,7 +1,7 @@
 """The demo console's local backend: the Stack's faults, its two MariaDB instances and the SQS emulator.
 
-The local stack serves the console (ingest.console_api) on its API shim under /console/; this module
-answers for the stack: it starts the faults as the drill stages them (one at a time, in a thread of
+The demo (local.demo) serves the console (ingest.console_api) on the stack's API shim under /console/;
+this module answers for the stack: it starts the faults of local.faults (one at a time, in a thread of
 its own), tells them on the timeline as RDS would, and counts and reconciles a console run's rows.
 
 RDS's events are emulated with RDS's own wording (Amazon RDS User Guide, "Amazon RDS event categories
@@ -18,11 +18,9 @@ import http.client
 import json
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import pymysql
 
@@ -46,8 +44,7 @@ from ingest.console import (
     restart_fault,
     run_prefix,
 )
-from local.drill import scenarios
-from local.drill.monitor import database_writable
+from local import faults as fault_steps
 from local.servers import MariaDB, sqs_client
 from local.stack import DATABASE, Stack
 from local.stack_queues import queue_depth
@@ -56,8 +53,12 @@ log = logging.getLogger("local.console")
 
 # A made-up Availability Zone per instance, so the page shows where each one is as it does on AWS.
 AVAILABILITY_ZONES = {"db-a": "local-a", "db-b": "local-b"}
-# The drill's scenarios other than poison send no traffic of their own: they get none.
-NO_TRAFFIC: Any = None
+QUEUE_OUTAGE = Fault(
+    name="queue-outage",
+    label="Queue outage",
+    description="The SQS emulator is killed for the chosen seconds, then restarts on its data.",
+    seconds=(2, 10, 60),
+)
 EventSource = Literal["console", "database", "queue", "rds"]
 
 
@@ -72,7 +73,6 @@ class LocalConsole(ConsoleBackend):
         self._fault: FaultRun | None = None
         self._fault_thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._poison_trigger_installed = False
         self._last_dead_lettered: set[str] = set()
         self._steps: dict[str, Callable[[float], None]] = {
             "failover": self._failover,
@@ -90,7 +90,9 @@ class LocalConsole(ConsoleBackend):
         receives = int(consumer["POISON_RECEIVE_COUNT"])
         # A refused record is hidden for the retry base between receives (ingest.consumer).
         to_dead_letter_s = (receives - 1) * int(consumer["RETRY_BASE_SECONDS"])
-        faults = [
+        # An external SQS endpoint cannot be killed from here.
+        queue_outage = [QUEUE_OUTAGE] if self.stack.sqs is not None else []
+        return [
             failover_fault(
                 "the writer is killed (SIGKILL), the reader promoted after the chosen seconds, and the "
                 "old writer comes back as its reader.",
@@ -107,9 +109,10 @@ class LocalConsole(ConsoleBackend):
                 name="consumer-crash",
                 label="Consumer crash",
                 description="A consumer is killed between its commit and its delete every "
-                f"{scenarios.CRASH_EVERY_S:.0f} s, for the chosen seconds.",
+                f"{fault_steps.CRASH_EVERY_S:.0f} s, for the chosen seconds.",
                 seconds=(2, 10, 60),
             ),
+            *queue_outage,
             Fault(
                 name="poison",
                 label="Poison records",
@@ -119,18 +122,6 @@ class LocalConsole(ConsoleBackend):
                 seconds=(1, 5, 30),
             ),
         ]
-        if self.stack.sqs is not None:  # an external SQS endpoint cannot be killed from here
-            faults.insert(
-                4,
-                Fault(
-                    name="queue-outage",
-                    label="Queue outage",
-                    description="The SQS emulator is killed for the chosen seconds, then restarts on "
-                    "its data.",
-                    seconds=(2, 10, 60),
-                ),
-            )
-        return faults
 
     def status(self, run_id: str | None, since: datetime | None) -> Status:
         with self._lock:
@@ -139,7 +130,7 @@ class LocalConsole(ConsoleBackend):
         return Status(
             backend="local",
             at=datetime.now(UTC),
-            database_writable=database_writable(self.stack),
+            database_writable=self.stack.database_writable(),
             instances=[self._instance(server, run_id) for server in self._instances()],
             queue=self._queue_state(),
             fault=fault,
@@ -208,49 +199,39 @@ class LocalConsole(ConsoleBackend):
         old, new = self.stack.writer.name, self.stack.replica.name
         self._event("rds", f"Started cross AZ failover to DB instance: {new}")
         self._event("database", f"{old} (writer) killed")
-        scenarios.failover(self.stack, NO_TRAFFIC, seconds)
+        fault_steps.failover(self.stack, seconds)
         self._event("rds", f"Completed failover to DB instance: {new}")
         self._event("database", f"{new} promoted to writer; {old} restarted as its reader")
 
     def _restart(self, seconds: float) -> None:
         writer = self.stack.writer.name
         self._event("rds", f"DB instance shutdown: {writer}")
-        self.stack.stop_writer()
-        time.sleep(seconds)
-        self.stack.start_writer()
+        fault_steps.restart(self.stack, seconds)
         self._event("rds", f"DB instance restarted: {writer}")
 
     def _upgrade(self, seconds: float) -> None:
         names = [server.name for server in self._instances()]
         for name in names:
             self._event("rds", f"DB instance shutdown: {name}")
-        scenarios.upgrade(self.stack, NO_TRAFFIC, seconds)
+        fault_steps.upgrade(self.stack, seconds)
         for name in names:
             self._event("rds", f"DB instance restarted: {name}")
 
     def _consumer_crash(self, seconds: float) -> None:
-        crashes = self.stack.consumers.crashes
-        scenarios.consumer_crash(self.stack, NO_TRAFFIC, seconds)
-        self._event(
-            "console", f"{self.stack.consumers.crashes - crashes} consumers killed after their commit"
-        )
+        killed = fault_steps.consumer_crash(self.stack, seconds)
+        self._event("console", f"{killed} consumers killed after their commit")
 
     def _queue_outage(self, seconds: float) -> None:
         self._event("queue", "SQS emulator killed")
-        scenarios.queue_outage(self.stack, NO_TRAFFIC, seconds)
+        fault_steps.queue_outage(self.stack, seconds)
         self._event("queue", "SQS emulator back, with its messages")
 
     def _poison(self, seconds: float) -> None:
-        if not self._poison_trigger_installed:
-            scenarios.install_poison_trigger(self.stack)
-            self._poison_trigger_installed = True
-        batch = uuid.uuid4().hex[:8]  # each poison fault's records are new customers
-        for number in range(int(seconds)):
-            customer_id = f"{scenarios.POISON_PREFIX}{batch}-{number:03d}"
-            status = self._post_customer(customer_id)
-            self._event("console", f"poison record {customer_id} sent: {status}")
-            if self._stopping.wait(1):
-                return
+        fault_steps.poison(self.stack, self._send_poison, seconds, stopping=self._stopping)
+
+    def _send_poison(self, customer_id: str) -> None:
+        status = self._post_customer(customer_id)
+        self._event("console", f"poison record {customer_id} sent: {status}")
 
     def _post_customer(self, customer_id: str) -> str:
         """One POST /customers as a separate client of the API; what it was told, as text."""

@@ -1,29 +1,26 @@
 """The whole pipeline on 127.0.0.1: API shim -> SQS (emulator) -> poller -> consumer -> HAProxy -> MariaDB.
 
-    python -m local.stack            # make demo: start everything, print the URLs, Ctrl-C stops it all
-
-The same Stack class serves the drill and the end-to-end tests.
+The one Stack class serves the demo (local.demo adds the console to it), the drill, the benchmarks and
+the end-to-end tests. It knows nothing of what stages failures on it (local.faults) or watches them.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import secrets
 import shutil
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+
+import pymysql
 
 from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.schema import apply_schema, ensure_app_user
 from local.api_gateway import ApiGateway, Route
 from local.event_source_mapping import EventSourceMapping
-from local.lambda_runtime import FunctionPool, Handler, LambdaContext
+from local.lambda_runtime import FunctionPool, Handler
 from local.servers import MariaDB, SqsEmulator, database_env, ensure_port_free
 from local.servers.haproxy import INSTALL_HINT as HAPROXY_HINT
 from local.servers.haproxy import HAProxy
@@ -39,10 +36,7 @@ from local.servers.replication import (
 from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.stack_queues import Queues, create_queues, external_endpoint
 from local.supervisor import Supervisor
-from local.template import LOCAL_REGION, REPO_ROOT, TEMPLATE_PATH, Template, shared_values
-
-if TYPE_CHECKING:
-    from local.console import LocalConsole
+from local.template import LOCAL_REGION, TEMPLATE_PATH, Template, shared_values
 
 log = logging.getLogger("local.stack")
 
@@ -50,8 +44,6 @@ DATABASE = shared_values().database_name
 APP_USER = "ingest_app"
 # The names the supervisor logs and the drill pauses (the MariaDB instances go by their own names).
 PROXY_SERVICE = "HAProxy"
-# The demo console's page and scripts: the console function's files, served by the API shim too.
-CONSOLE_STATIC_DIR = REPO_ROOT / "functions" / "console" / "static"
 QUEUE_SERVICE = "the SQS emulator"
 
 
@@ -95,7 +87,6 @@ class Stack:
         self._queues: Queues | None = None
         self._consumers: EventSourceMapping | None = None
         self._api: ApiGateway | None = None
-        self.console: LocalConsole | None = None
         self.api_functions: list[FunctionPool] = []
         self.supervisor = self._supervisor()
 
@@ -130,7 +121,6 @@ class Stack:
     def stop(self) -> None:
         """Stop every process the stack started and remove its data directories."""
         for name, step in (
-            ("console", self._stop_console),  # its running fault ends before the servers stop
             ("supervisor", self.supervisor.stop),  # first, so it restarts nothing that stops now
             ("API", self._stop_api),
             ("API functions", self._stop_api_functions),
@@ -146,10 +136,6 @@ class Stack:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             log.info("removed %s", self.workdir)
-
-    def _stop_console(self) -> None:
-        if self.console is not None:
-            self.console.close()
 
     def _stop_api(self) -> None:
         if self._api is not None:
@@ -304,48 +290,13 @@ class Stack:
             Route("GET", "/customers/{customer_id}", reader.function_name, reader),
             Route("GET", "/records/{request_id}", reader.function_name, reader),
         ]
-        self._api = ApiGateway(self.options.api_port, [*routes, *self._console_routes()])
+        self._api = ApiGateway(self.options.api_port, routes)
         self._api.start()
         log.info(
-            "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}; "
-            "the demo console at %s",
+            "API on %s: POST /customers, GET /customers/{customer_id}, GET /records/{request_id}",
             self.api.url,
-            self.console_url,
         )
         log.info("function logs (Powertools JSON, as CloudWatch gets them): %s/*.log", self.workdir)
-
-    @property
-    def console_url(self) -> str:
-        return f"{self.api.url}/console/"
-
-    def _console_routes(self) -> list[Route]:
-        """The demo console on the API shim, handled in this process: its faults act on this Stack."""
-        # Imported here: the console builds on the Stack (and the drill's scenarios, which do too).
-        from ingest.console_api import console_app
-        from local.console import LocalConsole
-
-        console = self.console = LocalConsole(self)
-
-        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-            # A resolver per request: it keeps the current event on itself, and the shim serves
-            # requests in parallel threads (Lambda gives each environment one request at a time).
-            app = console_app(console, CONSOLE_STATIC_DIR)
-            # The local context carries the attributes Powertools reads; it is not Powertools' class.
-            return app.resolve(event, context)  # type: ignore[arg-type]
-
-        name = "ConsoleFunction"
-        return [
-            Route(method, path, name, handler)
-            for method, path in (
-                ("GET", "/console"),  # the resolver sends it to /console/, as on AWS
-                ("GET", "/console/"),
-                ("GET", "/console/static/{name}"),
-                ("GET", "/console/api/config"),
-                ("GET", "/console/api/status"),
-                ("POST", "/console/api/faults"),
-                ("POST", "/console/api/reconcile"),
-            )
-        ]
 
     def _supervisor(self) -> Supervisor:
         """What the stack supervises once started: the stand-ins for managed services."""
@@ -371,6 +322,10 @@ class Stack:
             server.start(as_replica=True)
             resume_replicating(server)
 
+    def add_routes(self, routes: list[Route]) -> None:
+        """Serve more resources on the running API (the demo's console)."""
+        self.api.routes.extend(routes)
+
     def replace_route(self, method: str, resource: str, function_name: str, handler: Handler) -> None:
         """Send a route to another handler (the drill's direct-write baselines)."""
         self.api.routes[:] = [
@@ -380,9 +335,34 @@ class Stack:
             for r in self.api.routes
         ]
 
-    # ---- failures the drill stages ---------------------------------------------------------------
+    def database_writable(self) -> bool:
+        """Whether the consumer's path works: HAProxy reached with the consumer's credentials, the
+        database behind it writable."""
+        try:
+            connection = pymysql.connect(
+                host=self.proxy.host,
+                port=self.proxy.port,
+                user=APP_USER,
+                password=self.app_password,
+                database=DATABASE,
+                connect_timeout=1,
+                read_timeout=1,
+            )
+        except pymysql.MySQLError:
+            return False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT @@global.read_only")
+                row = cursor.fetchone()
+                return row is not None and row[0] == 0
+        except pymysql.MySQLError:
+            return False
+        finally:
+            connection.close()
 
-    # Each pauses the supervision of what it stops, so the outage lasts as long as the drill wants.
+    # ---- the failures local.faults stages ---------------------------------------------------------
+
+    # Each pauses the supervision of what it stops, so the outage lasts as long as the fault wants.
 
     def stop_databases(self) -> None:
         """Both instances down, as during an engine upgrade."""
@@ -442,58 +422,3 @@ class Stack:
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-12s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the customer-ingest pipeline locally (make demo).")
-    defaults = StackOptions()
-    parser.add_argument("--api-port", type=int, default=defaults.api_port)
-    parser.add_argument("--sqs-port", type=int, default=defaults.sqs_port)
-    parser.add_argument("--proxy-port", type=int, default=defaults.proxy_port)
-    parser.add_argument("--writer-port", type=int, default=defaults.writer_port)
-    parser.add_argument("--replica-port", type=int, default=defaults.replica_port)
-    parser.add_argument("--template", type=Path, default=defaults.template_path)
-    parser.add_argument("--log-level", default="INFO", help="the handlers' POWERTOOLS_LOG_LEVEL")
-    args = parser.parse_args()
-    configure_logging()
-    stack = Stack(
-        StackOptions(
-            api_port=args.api_port,
-            sqs_port=args.sqs_port,
-            proxy_port=args.proxy_port,
-            writer_port=args.writer_port,
-            replica_port=args.replica_port,
-            template_path=args.template,
-            log_level=args.log_level,
-        )
-    )
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stack.start()
-    except Exception as error:
-        raise SystemExit(f"local stack: {error}") from None
-    api = stack.api.url
-    print(
-        f"\nlocal stack is up (Ctrl-C stops it and removes {stack.workdir})\n"
-        f"  console    {stack.console_url}   (open it in a browser)\n"
-        f"  API        {api}\n"
-        f"  SQS        {stack.queues.endpoint}  queue {stack.queues.queue_url}\n"
-        f"  database   mysql -h127.0.0.1 -P{stack.proxy.port} -u{APP_USER} -p{stack.app_password} {DATABASE}"
-        f"   (root, no password, on {stack.writer.port} and {stack.replica.port})\n"
-        f"  try        curl -s -XPOST {api}/customers -H 'Content-Type: application/json' "
-        f'-d \'{{"customer_id": "c-1", "name": "Ada", "email": "ada@example.com"}}\'\n'
-        f"             curl -s {api}/customers/c-1\n",
-        flush=True,
-    )
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        log.info("stopping")
-        stack.stop()
-
-
-if __name__ == "__main__":
-    main()

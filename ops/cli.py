@@ -1,4 +1,4 @@
-"""python -m ops: the operator CLI. Arguments, the AWS clients, output, and the errors operators see."""
+"""python -m ops: the operator CLI. Arguments, output, and the errors operators see (AWS: ops/operator.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import argparse
 import json
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any, TextIO
 
 import boto3
@@ -26,150 +24,24 @@ from botocore.exceptions import (
 from ingest import aurora, dead_letters
 from ingest.dead_letters import LONGEST_WAIT_S
 from ops import alarms, database, dlq, verify
-from ops.progress import Waiter
-from ops.stack import OperatorError, StackTargets, describe_stack
+from ops.operator import Operator
+from ops.stack import OperatorError
 
-# template.yaml's logical ids of what the CLI looks up among the stack's resources.
-RDS_EVENTS_LOG_GROUP = "RdsEventsLogGroup"
-EVENTS_SHOWN = 10
 DEFAULT_MAX_BACKLOG = 1000
 # A peek's receives long-poll (ingest.dead_letters): long enough for SQS to answer from all its servers,
 # short enough that the peek's last, empty receive does not keep the operator waiting.
 DEFAULT_PEEK_WAIT_S = 5
 
 
-class Operator:
-    """One invocation: its options, the AWS clients, the stack (described once), and where output goes."""
-
-    def __init__(
-        self, options: argparse.Namespace, out: TextIO, session: boto3.Session | None = None
-    ) -> None:
-        self.options = options
-        self.out = out
-        self.session = session or boto3.Session(profile_name=options.profile, region_name=options.region)
-        self.waiter = Waiter(interval_s=options.poll_interval)
-
-    def client(self, service: str, endpoint_url: str | None = None) -> Any:
-        return self.session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
-
-    @cached_property
-    def stack(self) -> StackTargets:
-        if not self.options.stack:
-            raise OperatorError("--stack NAME is required for this command")
-        return describe_stack(self.client("cloudformation"), self.options.stack)
-
-    @cached_property
-    def sqs(self) -> Any:
-        return self.client("sqs", endpoint_url=self.options.sqs_endpoint)
-
-    @cached_property
-    def rds(self) -> Any:
-        return self.client("rds")
-
-    @cached_property
-    def cloudwatch(self) -> Any:
-        return self.client("cloudwatch")
-
-    @property
-    def queue_url(self) -> str:
-        return str(self.options.queue_url or self.stack.output("QueueUrl"))
-
-    @property
-    def dead_letter_url(self) -> str:
-        return str(self.options.dead_letter_queue_url or self.stack.output("DeadLetterQueueUrl"))
-
-    @property
-    def cluster_id(self) -> str:
-        return self.stack.output("DatabaseClusterId")
-
-    @property
-    def database_unavailable_alarm(self) -> str | None:
-        return self.stack.resource(alarms.DATABASE_UNAVAILABLE_ALARM)
-
-    def alarms_firing(self) -> list[dict[str, str]]:
-        return alarms.firing(self.cloudwatch, self.stack.physical_ids_of_type("AWS::CloudWatch::Alarm"))
-
-    def queue_state(self) -> dict[str, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        queue = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
-        return {
-            "visible": int(queue["ApproximateNumberOfMessages"]),
-            "in_flight": int(queue["ApproximateNumberOfMessagesNotVisible"]),
-            "dead_lettered": dead_letters.message_count(self.sqs, self.dead_letter_url),
-        }
-
-    def oldest_age_s(self, queue_url: str) -> float | None:
-        """ApproximateAgeOfOldestMessage of the queue over the last 5 minutes (CloudWatch, 60 s)."""
-        now = datetime.now(UTC)
-        points = self.cloudwatch.get_metric_statistics(
-            Namespace="AWS/SQS",
-            MetricName="ApproximateAgeOfOldestMessage",
-            Dimensions=[{"Name": "QueueName", "Value": queue_url.rstrip("/").rsplit("/", 1)[-1]}],
-            StartTime=now - timedelta(minutes=5),
-            EndTime=now,
-            Period=60,
-            Statistics=["Maximum"],
-        ).get("Datapoints", [])
-        if not points:
-            return None
-        return float(max(points, key=lambda point: point["Timestamp"])["Maximum"])
-
-    def last_events(self, since: datetime) -> list[dict[str, str]]:
-        """The RDS event timeline: the stack's RDS events log group, or RDS's own event list without one."""
-        log_group = self.stack.resource(RDS_EVENTS_LOG_GROUP)
-        if log_group:
-            # FilterLogEvents answers in pages, oldest first, a page possibly empty before the last
-            # (CloudWatch Logs API Reference); the paginator follows nextToken to the end, only the newest
-            # EVENTS_SHOWN are kept on the way.
-            pages = self.client("logs").get_paginator("filter_log_events")
-            newest = deque(
-                (
-                    event
-                    for answer in pages.paginate(
-                        logGroupName=log_group, startTime=int(since.timestamp() * 1000)
-                    )
-                    for event in answer.get("events", [])
-                ),
-                maxlen=EVENTS_SHOWN,
-            )
-            events = [
-                {
-                    "time": datetime.fromtimestamp(event["timestamp"] / 1000, UTC).isoformat(),
-                    **_rds_detail(event),
-                }
-                for event in newest
-            ]
-        else:
-            cluster = aurora.describe_cluster(self.rds, self.cluster_id)
-            events = aurora.recent_events(self.rds, self.cluster_id, since, cluster.members)
-        return events[-EVENTS_SHOWN:]
-
-    def confirm(self, question: str) -> None:
-        if self.options.yes:
-            return
-        if not sys.stdin.isatty():
-            raise OperatorError(f"{question}: no terminal to confirm on; pass --yes to proceed")
-        if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
-            raise OperatorError("cancelled")
-
-    def emit(self, result: dict[str, Any] | verify.Report) -> None:
-        if isinstance(result, verify.Report):
-            self.out.write(result.json() if self.options.output == "json" else result.text())
-            return
-        if self.options.output == "json":
-            json.dump(result, self.out, indent=2, default=str)
-            self.out.write("\n")
-        else:
-            _write_text(result, self.out)
-
-
-def _rds_detail(event: dict[str, Any]) -> dict[str, str]:
-    """The source and message of an RDS event as EventBridge delivered it to the log group."""
-    try:
-        detail = json.loads(event["message"]).get("detail", {})
-    except (ValueError, AttributeError):
-        return {"source": "", "message": str(event.get("message", ""))}
-    return {"source": str(detail.get("SourceIdentifier", "")), "message": str(detail.get("Message", ""))}
+def _emit(operator: Operator, result: dict[str, Any] | verify.Report) -> None:
+    if isinstance(result, verify.Report):
+        operator.out.write(result.json() if operator.options.output == "json" else result.text())
+        return
+    if operator.options.output == "json":
+        json.dump(result, operator.out, indent=2, default=str)
+        operator.out.write("\n")
+    else:
+        _write_text(result, operator.out)
 
 
 def _write_text(value: Any, out: TextIO, indent: str = "") -> None:
@@ -444,7 +316,7 @@ def main(
     try:
         operator = Operator(options, out or sys.stdout, session)
         result = options.run(operator)
-        operator.emit(result)
+        _emit(operator, result)
     except (OperatorError, aurora.ClusterStateError) as error:
         return _fail(str(error))
     except (NoCredentialsError, PartialCredentialsError):

@@ -37,7 +37,7 @@ from ops.progress import Waiter
 from ops.stack import OperatorError
 
 if TYPE_CHECKING:
-    from ops.cli import Operator
+    from ops.operator import Operator
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 USABLE_STACK_STATUSES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")

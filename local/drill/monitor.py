@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pymysql
 
 from local.servers import sqs_client
-from local.stack import APP_USER, DATABASE, Stack
+from local.stack import DATABASE, Stack
 from local.stack_queues import queue_depth
 
 SAMPLE_INTERVAL_S = 0.25
@@ -47,7 +47,7 @@ class Monitor:
         while not self._stopping.is_set():
             started = time.time()
             depth = self._queue_depth()
-            writable = database_writable(self.stack)
+            writable = self.stack.database_writable()
             available = writable and (depth is not None or not self.uses_queue)
             self.samples.append(Sample(started, depth, self._committed(), available))
             self._stopping.wait(max(SAMPLE_INTERVAL_S - (time.time() - started), 0))
@@ -79,29 +79,3 @@ class Monitor:
 
     def max_queue_depth(self) -> int:
         return max((sample.queue_depth or 0 for sample in self.samples), default=0)
-
-
-def database_writable(stack: Stack) -> bool:
-    """Whether the consumer's path works: HAProxy reached with the consumer's credentials, the database
-    behind it writable."""
-    try:
-        connection = pymysql.connect(
-            host=stack.proxy.host,
-            port=stack.proxy.port,
-            user=APP_USER,
-            password=stack.app_password,
-            database=DATABASE,
-            connect_timeout=1,
-            read_timeout=1,
-        )
-    except pymysql.MySQLError:
-        return False
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@global.read_only")
-            row = cursor.fetchone()
-            return row is not None and row[0] == 0
-    except pymysql.MySQLError:
-        return False
-    finally:
-        connection.close()

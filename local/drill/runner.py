@@ -13,8 +13,9 @@ from ingest.config import DatabaseSettings
 from local.drill.baselines import DirectWriter
 from local.drill.monitor import Monitor
 from local.drill.reconcile import database_rows, reconcile
-from local.drill.scenarios import POISON_PREFIX, SCENARIOS, install_poison_trigger
+from local.drill.scenarios import POISON, stage
 from local.drill.traffic import TrafficGenerator
+from local.faults import POISON_PREFIX
 from local.stack import Stack, StackOptions
 
 log = logging.getLogger("local.drill")
@@ -71,7 +72,7 @@ class RunResult:
 def run(scenario: str, strategy: str, options: DrillOptions) -> RunResult:
     stack_options = StackOptions(**{**options.stack.__dict__})
     stack_options.visibility_timeout = options.visibility_timeout
-    if scenario == "poison":
+    if scenario == POISON:
         stack_options.poison_receive_count = options.poison_max_receives
     stack = Stack(stack_options)
     log.info("=== %s / %s: starting a fresh stack", scenario, strategy)
@@ -88,8 +89,6 @@ def _run_on(stack: Stack, scenario: str, strategy: str, options: DrillOptions) -
             DatabaseSettings.from_env(stack.function_environment()), retry=strategy == "retry"
         )
         stack.replace_route("POST", "/customers", f"Drill{strategy.title()}Producer", writer.handler)
-    if scenario == "poison":
-        install_poison_trigger(stack)
     monitor = Monitor(stack, uses_queue=strategy == "queue")
     traffic = TrafficGenerator(stack.api.url, options.rate_rps, options.customers)
     started = time.time()
@@ -100,7 +99,7 @@ def _run_on(stack: Stack, scenario: str, strategy: str, options: DrillOptions) -
     try:
         time.sleep(options.warmup_s)
         outage_start = time.time()
-        SCENARIOS[scenario](stack, traffic, options.outage_s)
+        stage(scenario, stack, traffic, options.outage_s)
         recovered = time.time()
         time.sleep(options.tail_s)
         log.info("traffic stops; waiting for answers still in flight")

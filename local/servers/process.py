@@ -41,7 +41,7 @@ def ensure_port_free(port: int, purpose: str) -> None:
     if not is_port_free(port):
         raise PortInUseError(
             f"port {port} (wanted for {purpose}) is already in use; stop whatever listens there "
-            f"(ss -ltnp 'sport = :{port}') or choose other ports (python -m local.stack --help)"
+            f"(ss -ltnp 'sport = :{port}') or choose other ports (python -m local.demo --help)"
         )
 
 

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ingest.console import run_prefix
 from ingest.repository import starting_with
+from local.demo import Demo
 from local.servers import MariaDB
 from local.servers.process import is_port_free
 from local.stack import DATABASE, Stack
@@ -39,13 +40,23 @@ SETTLE_TIMEOUT_MS = 45_000
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    stack = Stack(options_on_free_ports())
-    stack.start()
+def demo() -> Iterator[Demo]:
+    demo = Demo(options_on_free_ports())
+    demo.start()
     try:
-        yield stack
+        yield demo
     finally:
-        stack.stop()
+        demo.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(demo: Demo) -> Stack:
+    return demo.stack
+
+
+@pytest.fixture(scope="module")
+def console_url(demo: Demo) -> str:
+    return demo.console_url
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+def page(browser: Browser, console_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 1100})
     page = context.new_page()
     errors: list[str] = []
@@ -73,7 +84,7 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
         "console",
         lambda message: "Content Security Policy" in message.text and errors.append(message.text),
     )
-    page.goto(stack.console_url)
+    page.goto(console_url)
     page.wait_for_selector("body[data-ready]")
     yield page
     context.close()
@@ -183,7 +194,9 @@ def test_a_row_deleted_behind_the_pipelines_back_shows_as_lost(page: Page, stack
     expect(page.locator("#verdict-bar")).to_have_class(re.compile(r"\bbad\b"))
 
 
-def test_the_console_address_without_its_slash_leads_to_the_page(stack: Stack, browser: Browser) -> None:
+def test_the_console_address_without_its_slash_leads_to_the_page(
+    stack: Stack, console_url: str, browser: Browser
+) -> None:
     """GIVEN a local stack
     WHEN /console is asked without its final slash, as typed by hand
     THEN the shim answers 301 to console/ (as the deployed function does), and a browser following it
@@ -200,24 +213,24 @@ def test_the_console_address_without_its_slash_leads_to_the_page(stack: Stack, b
         page = context.new_page()
         page.goto(f"{stack.api.url}/console")
         page.wait_for_selector("body[data-ready]")
-        assert page.url == stack.console_url
+        assert page.url == console_url
     finally:
         context.close()
 
 
-def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stack) -> None:
+def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stack, console_url: str) -> None:
     """GIVEN the console API on a local stack
     WHEN the writer is restarted for 1 s, and another fault is asked for while it runs
     THEN the second gets 409, the writer goes down and comes back in the same role (RDS's shutdown and
     restarted events on the timeline), and the fault is recorded as ended without error."""
     writer = stack.writer.name
-    status, started = call(f"{stack.console_url}api/faults", "POST", {"name": "restart", "seconds": 1})
+    status, started = call(f"{console_url}api/faults", "POST", {"name": "restart", "seconds": 1})
     assert (status, started["name"], started["ended_at"]) == (202, "restart", None)
-    status, refused = call(f"{stack.console_url}api/faults", "POST", {"name": "failover"})
+    status, refused = call(f"{console_url}api/faults", "POST", {"name": "failover"})
     assert (status, refused["error"]["code"]) == (409, "fault_in_progress")
 
     def ended() -> dict[str, Any] | None:
-        _, body = call(f"{stack.console_url}api/status?since={quote(started['started_at'])}")
+        _, body = call(f"{console_url}api/status?since={quote(started['started_at'])}")
         return body if body["fault"]["ended_at"] is not None else None
 
     status_after = wait_for(ended, timeout=60)
@@ -227,7 +240,7 @@ def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stac
     assert f"DB instance restarted: {writer}" in messages
 
     def writable() -> dict[str, Any] | None:  # once the proxy's health check sees the writer again
-        _, body = call(f"{stack.console_url}api/status")
+        _, body = call(f"{console_url}api/status")
         return body if body["database_writable"] else None
 
     assert wait_for(writable, timeout=30)["fault"]["name"] == "restart"
@@ -237,26 +250,28 @@ def test_a_writer_restart_keeps_the_roles_and_refuses_a_second_fault(stack: Stac
     assert stack.writer.is_running()
 
 
-def test_a_reconciliation_while_the_writer_is_down_gets_503_and_works_again_after(stack: Stack) -> None:
+def test_a_reconciliation_while_the_writer_is_down_gets_503_and_works_again_after(
+    stack: Stack, console_url: str
+) -> None:
     """GIVEN the console API on a local stack whose writer is restarted for 5 s
     WHEN the page reconciles while the writer is down
     THEN it gets 503 with the API's error body, not a 500, and the same request is answered once the
     writer is back."""
-    status, _ = call(f"{stack.console_url}api/faults", "POST", {"name": "restart", "seconds": 5})
+    status, _ = call(f"{console_url}api/faults", "POST", {"name": "restart", "seconds": 5})
     assert status == 202
     wait_for(lambda: not stack.writer.is_running() or None, timeout=30)
     request = {"run_id": "abcdef", "request_ids": ["r-1"]}
 
-    status, refused = call(f"{stack.console_url}api/reconcile", "POST", request)
+    status, refused = call(f"{console_url}api/reconcile", "POST", request)
 
     assert (status, refused["error"]["code"]) == (503, "database_unavailable")
 
     def ended() -> dict[str, Any] | None:
-        _, body = call(f"{stack.console_url}api/status")
+        _, body = call(f"{console_url}api/status")
         return body if body["fault"]["ended_at"] is not None and body["database_writable"] else None
 
     assert wait_for(ended, timeout=60)["fault"]["error"] is None
-    status, answered = call(f"{stack.console_url}api/reconcile", "POST", request)
+    status, answered = call(f"{console_url}api/reconcile", "POST", request)
     assert (status, answered["committed"]) == (200, [])
 
 
@@ -266,17 +281,18 @@ def test_stopping_the_stack_during_a_fault_leaves_no_process_behind() -> None:
     THEN the fault ends first (it would otherwise start a server again), and no server of the stack
     is left running or listening."""
     options = options_on_free_ports()
-    stack = Stack(options)
-    stack.start()
+    demo = Demo(options)
+    demo.start()
     try:
-        status, _ = call(f"{stack.console_url}api/faults", "POST", {"name": "failover", "seconds": 2})
+        status, _ = call(f"{demo.console_url}api/faults", "POST", {"name": "failover", "seconds": 2})
         assert status == 202
     finally:
-        stack.stop()
-    assert stack.console is not None
-    fault = stack.console.status(None, None).fault
+        demo.stop()
+    assert demo.console is not None
+    fault = demo.console.status(None, None).fault
     assert fault is not None
     assert fault.ended_at is not None
+    stack = demo.stack
     servers = [stack.writer, stack.replica, stack.proxy, stack.sqs]
     assert [server for server in servers if server is not None and server.is_running()] == []
     ports = (

@@ -1,4 +1,4 @@
-"""`make demo`: python -m local.stack serves the real handlers and cleans up after Ctrl-C."""
+"""`make demo`: python -m local.demo serves the real handlers and cleans up after Ctrl-C."""
 
 import http.client
 import json
@@ -56,13 +56,13 @@ def committed_record(url: str) -> dict[str, Any] | None:
 
 
 def test_demo_serves_the_api_and_removes_everything_on_ctrl_c(stack_options: StackOptions) -> None:
-    """GIVEN `python -m local.stack` running WHEN a customer is posted THEN it is read back as posted,
+    """GIVEN `python -m local.demo` running WHEN a customer is posted THEN it is read back as posted,
     bad requests get API Gateway's answers, AND Ctrl-C stops the stack and removes its directory."""
     o = stack_options
     command = [
         sys.executable,
         "-m",
-        "local.stack",
+        "local.demo",
         "--api-port",
         str(o.api_port),
         "--sqs-port",

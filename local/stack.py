@@ -321,7 +321,7 @@ class Stack:
     def _console_routes(self) -> list[Route]:
         """The demo console on the API shim, handled in this process: its faults act on this Stack."""
         # Imported here: the console builds on the Stack (and the drill's scenarios, which do too).
-        from ingest.console_api import console_app
+        from ingest_console.api import console_app
         from local.console import LocalConsole
 
         console = self.console = LocalConsole(self)

@@ -23,8 +23,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ingest import aurora, dead_letters
-from ingest.dead_letters import LONGEST_WAIT_S
+from ingest_console import aurora, dead_letters
+from ingest_console.dead_letters import LONGEST_WAIT_S
 from ops import alarms, database, dlq, verify
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
@@ -33,8 +33,8 @@ from ops.stack import OperatorError, StackTargets, describe_stack
 RDS_EVENTS_LOG_GROUP = "RdsEventsLogGroup"
 EVENTS_SHOWN = 10
 DEFAULT_MAX_BACKLOG = 1000
-# A peek's receives long-poll (ingest.dead_letters): long enough for SQS to answer from all its servers,
-# short enough that the peek's last, empty receive does not keep the operator waiting.
+# A peek's receives long-poll (ingest_console.dead_letters): long enough for SQS to answer from all its
+# servers, short enough that the peek's last, empty receive does not keep the operator waiting.
 DEFAULT_PEEK_WAIT_S = 5
 
 

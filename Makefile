@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# requirements-dev.txt (exported from uv.lock) pins every package and installs the layer with `-e`.
+# requirements-dev.txt (exported from uv.lock) pins every package and installs both layers with `-e`.
 $(VENV)/.installed: requirements-dev.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install Python 3.13 (the Lambda runtime) and put it on PATH" >&2; exit 1; }
 	@echo "==> creating $(VENV) with $(PYTHON313)"

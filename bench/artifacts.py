@@ -13,13 +13,14 @@ from functools import cache
 from pathlib import Path
 
 from bench.common import progress
-from local.template import REPO_ROOT, TEMPLATE_PATH
+from local.template import REPO_ROOT, TEMPLATE_PATH, load_template
 
 FUNCTIONS = {
     "producer": "ProducerFunction",
     "consumer": "ConsumerFunction",
     "reader": "ReaderFunction",
     "migrator": "SchemaMigratorFunction",
+    "console": "ConsoleFunction",
 }
 LAYER = "SharedLayer"
 # The Makefile's build target runs the same command on .aws-sam/build.
@@ -62,6 +63,17 @@ def start_build() -> Build:
     )
     _build = Build(process, target)
     return _build
+
+
+def function_layers(logical_id: str) -> tuple[str, ...]:
+    """The layers a function runs with, in Lambda's order: the Globals' first, then its own (SAM adds
+    a function's list to the Globals' one)."""
+    template = load_template(TEMPLATE_PATH)
+    layers = [
+        *template["Globals"]["Function"].get("Layers", []),
+        *template["Resources"][logical_id]["Properties"].get("Layers", []),
+    ]
+    return tuple(layer["Ref"] for layer in layers)
 
 
 @cache

@@ -14,7 +14,10 @@ caches: the figure is for the build as `make build` ships it (precompiled, unche
 files), and a reference run shows plain `sam build` output, which has no .pyc, so that every cold
 start compiles the layer's modules from source.
 
-cold_import_ms is the median of 10 processes per function. cold_import_top5 is where that time goes:
+cold_import_ms is the median of 10 processes per function. cold_import_boto3_ms is `import boto3` alone,
+measured the same way in the same run, with only the runtime's packages on the path: what any function
+that uses the SDK pays, and cold_import_ratio_to_boto3 each function's cold import over it, a figure
+that holds across machines of different speeds. cold_import_top5 is where that time goes:
 `-X importtime` in the same layout, each module's own time summed per top-level package (the
 handler's own line, `app`, includes what it runs at import, such as creating its AWS client), the
 median of 3 runs. first_request_ms is what the first caller of a new execution environment waits
@@ -39,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.artifacts import FUNCTIONS, LAYER, build_dir
+from bench.artifacts import FUNCTIONS, build_dir, function_layers
 from bench.common import create_database, median, progress
 from local.servers import SqsEmulator, free_port, throwaway_mariadb
 from local.stack_queues import create_queues
@@ -105,6 +108,16 @@ FUNCTION_ENV = {
         "READER_DB_USER": "ingest_reader",
         "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-user-AbCdEf",
     },
+    "console": QUEUE
+    | DEAD_LETTER_QUEUE
+    | DB
+    | {
+        "DB_HOST": "customer-ingest.cluster-abc123.us-east-1.rds.amazonaws.com",
+        "DB_USER": "ingest_reader",
+        "DB_CLUSTER_ID": "customer-ingest-databasecluster-abc123",
+        "SIGN_IN_DOMAIN": "customer-ingest-123456789012.auth.us-east-1.amazoncognito.com",
+        "CONSOLE_CLIENT_ID": "4example0client0id0abcdefgh",
+    },
 }
 RUNTIME_PACKAGES = (
     "boto3",
@@ -119,18 +132,18 @@ RUNTIME_PACKAGES = (
 _IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def native_overlay(layer_dir: Path, workdir: Path) -> Path:
-    """The layer's packages with compiled extensions, as built for this machine.
+def native_overlay(layer_dirs: list[Path], workdir: Path) -> Path:
+    """The layers' packages with compiled extensions, as built for this machine.
 
-    The layer is built for arm64; on another architecture its extension modules cannot load, so
+    The layers are built for arm64; on another architecture their extension modules cannot load, so
     the same packages (same pinned versions) are taken from this interpreter's site-packages,
-    without their bytecode caches, and put before the layer on the path.
+    without their bytecode caches, and put before the layers on the path.
     """
     overlay = workdir / "native"
     overlay.mkdir(exist_ok=True)
     machine = platform.machine()
     site = Path(sysconfig.get_paths()["purelib"])
-    for extension in layer_dir.rglob("*.so"):
+    for layer_dir, extension in ((layer, so) for layer in layer_dirs for so in layer.rglob("*.so")):
         package = extension.relative_to(layer_dir).parts[0]
         if machine in extension.name or (overlay / package).exists():
             continue
@@ -149,16 +162,22 @@ def runtime_packages(workdir: Path) -> Path:
     return runtime
 
 
-def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) -> dict[str, str]:
+def layer_dirs(built: Path, logical_id: str) -> list[Path]:
+    """The function's built layers' python/ directories, which Lambda merges into /opt/python."""
+    return [built / layer / "python" for layer in function_layers(logical_id)]
+
+
+def lambda_env(name: str, logical_id: str, built: Path) -> dict[str, str]:
     keep = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-    workdir = layer_dir.parent.parent
-    overlay = native_overlay(layer_dir, workdir)
-    runtime = runtime_packages(workdir.parent)
+    layers = layer_dirs(built, logical_id)
+    overlay = native_overlay(layers, built)
+    runtime = runtime_packages(built.parent)
+    path = (built / logical_id, overlay, *layers, runtime)
     return keep | {
-        "PYTHONPATH": os.pathsep.join((str(function_dir), str(overlay), str(layer_dir), str(runtime))),
+        "PYTHONPATH": os.pathsep.join(map(str, path)),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_LAMBDA_FUNCTION_NAME": f"customer-ingest-{logical_id}",
-        "LAMBDA_TASK_ROOT": str(function_dir),
+        "LAMBDA_TASK_ROOT": str(built / logical_id),
         "LAMBDA_RUNTIME_DIR": str(runtime),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
@@ -173,8 +192,8 @@ def lambda_env(name: str, logical_id: str, function_dir: Path, layer_dir: Path) 
     }
 
 
-def import_ms(env: dict[str, str], cwd: Path) -> float:
-    result = run_python(["-c", PROBE], env, cwd, "importing the handler")
+def import_ms(env: dict[str, str], cwd: Path, probe: str = PROBE) -> float:
+    result = run_python(["-c", probe], env, cwd, "importing the handler")
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -248,7 +267,7 @@ def measure_first_requests(built: Path, processes: int) -> dict[str, float]:
         for name, (event_file, status) in FIRST_REQUESTS.items():
             logical_id = FUNCTIONS[name]
             function_dir = built / logical_id
-            env = lambda_env(name, logical_id, function_dir, built / LAYER / "python") | backends[name]
+            env = lambda_env(name, logical_id, built) | backends[name]
             event = (REPO_ROOT / "events" / event_file).read_text()
             results[name] = median(
                 [first_request(env, function_dir, event, status) for _ in range(processes)]
@@ -263,27 +282,28 @@ def source_only_copy(built: Path, workdir: Path) -> Path:
     return target
 
 
+def median_import_ms(
+    env: dict[str, str], cwd: Path, processes: int, warm_up: bool, probe: str = PROBE
+) -> float:
+    if warm_up:
+        import_ms(env, cwd, probe)  # warms the file system cache, as a provisioned host would be
+    return median([import_ms(env, cwd, probe) for _ in range(processes)])
+
+
 def measure(built: Path, processes: int, warm_up: bool = True) -> dict[str, float]:
-    results = {}
-    for name, logical_id in FUNCTIONS.items():
-        function_dir, layer_dir = built / logical_id, built / LAYER / "python"
-        env = lambda_env(name, logical_id, function_dir, layer_dir)
-        if warm_up:
-            import_ms(env, function_dir)  # warms the file system cache, as a provisioned host would be
-        results[name] = median([import_ms(env, function_dir) for _ in range(processes)])
-    return results
+    return {
+        name: median_import_ms(lambda_env(name, logical_id, built), built / logical_id, processes, warm_up)
+        for name, logical_id in FUNCTIONS.items()
+    }
 
 
-def boto3_floor(built: Path) -> float:
-    """`import boto3` alone from the runtime's packages: what any function using boto3 pays."""
-    env = lambda_env(
-        "producer", FUNCTIONS["producer"], built / FUNCTIONS["producer"], built / LAYER / "python"
-    )
-    runtime = runtime_packages(built.parent)
-    env["PYTHONPATH"] = str(runtime)
-    probe = PROBE.replace("import app", "import boto3")
-    return median(
-        [float(run_python(["-c", probe], env, Path.cwd(), "importing boto3").stdout) for _ in range(5)]
+def boto3_floor(built: Path, processes: int, warm_up: bool = True) -> float:
+    """`import boto3` alone from the runtime's packages, in the producer's environment otherwise: what
+    any function using boto3 pays."""
+    env = lambda_env("producer", FUNCTIONS["producer"], built)
+    env["PYTHONPATH"] = str(runtime_packages(built.parent))
+    return median_import_ms(
+        env, built.parent, processes, warm_up, PROBE.replace("import app", "import boto3")
     )
 
 
@@ -291,9 +311,11 @@ def run(quick: bool = False) -> dict:
     processes = 1 if quick else 10
     built = build_dir()
     cold = measure(built, processes, warm_up=not quick)
+    boto3_ms = boto3_floor(built, processes, warm_up=not quick)
+    progress(f"  `import boto3` alone (the runtime's, with .pyc): {boto3_ms:.0f} ms")
     top5 = {}
     for name, logical_id in FUNCTIONS.items():
-        env = lambda_env(name, logical_id, built / logical_id, built / LAYER / "python")
+        env = lambda_env(name, logical_id, built)
         top5[name] = import_breakdown(env, built / logical_id, runs=1 if quick else 3)
         breakdown = ", ".join(f"{package} {ms:.0f}" for package, ms in top5[name].items())
         progress(
@@ -306,9 +328,6 @@ def run(quick: bool = False) -> dict:
         + ", ".join(f"{name} {ms:.0f} ms" for name, ms in first.items())
     )
     if not quick:
-        progress(
-            f"  for reference, `import boto3` alone (the runtime's, with .pyc): {boto3_floor(built):.0f} ms"
-        )
         with tempfile.TemporaryDirectory(prefix="bench-no-pyc-") as workdir:
             source_only = measure(source_only_copy(built, Path(workdir)), processes)
         progress(
@@ -317,6 +336,8 @@ def run(quick: bool = False) -> dict:
         )
     return {
         "cold_import_ms": {name: round(ms, 1) for name, ms in cold.items()},
+        "cold_import_boto3_ms": round(boto3_ms, 1),
+        "cold_import_ratio_to_boto3": {name: round(ms / boto3_ms, 2) for name, ms in cold.items()},
         "cold_import_top5": top5,
         "first_request_ms": {name: round(ms, 1) for name, ms in first.items()},
     }

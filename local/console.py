@@ -1,6 +1,6 @@
 """The demo console's local backend: the Stack's faults, its two MariaDB instances and the SQS emulator.
 
-The demo (local.demo) serves the console (ingest.console_api) on the stack's API shim under /console/;
+The demo (local.demo) serves the console (ingest_console.api) on the stack's API shim under /console/;
 this module answers for the stack: it starts the faults of local.faults (one at a time, in a thread of
 its own), tells them on the timeline as RDS would, and counts and reconciles a console run's rows.
 
@@ -24,10 +24,10 @@ from typing import Literal
 
 import pymysql
 
-from ingest import dead_letters, repository
 from ingest.api import InvalidInput, Unavailable
 from ingest.connection import is_transient
-from ingest.console import (
+from ingest_console import dead_letters, ledger
+from ingest_console.contract import (
     CONSOLE_KEY_PATH,
     DEAD_LETTERS_PEEKED,
     ConsoleBackend,
@@ -159,8 +159,8 @@ class LocalConsole(ConsoleBackend):
     def reconcile(self, request: ReconcileRequest) -> Reconciliation:
         try:
             with self._ledger() as connection:
-                committed = repository.committed_request_ids(connection, request.request_ids)
-                summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
+                committed = ledger.committed_request_ids(connection, request.request_ids)
+                summary = ledger.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
         except Exception as error:
             if not is_transient(error):
                 raise
@@ -269,7 +269,7 @@ class LocalConsole(ConsoleBackend):
         """The run's rows as this instance has them (the reader's lag shows as a lower count)."""
         try:
             with server.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection:
-                return repository.count_records(connection, run_prefix(run_id))
+                return ledger.count_records(connection, run_prefix(run_id))
         except pymysql.MySQLError:
             return None
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ingest.console_api import console_app
+from ingest_console.api import console_app
 from local.api_gateway import Route
 from local.console import LocalConsole
 from local.lambda_runtime import LambdaContext

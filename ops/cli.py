@@ -21,15 +21,15 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ingest import aurora, dead_letters
-from ingest.dead_letters import LONGEST_WAIT_S
+from ingest_console import aurora, dead_letters
+from ingest_console.dead_letters import LONGEST_WAIT_S
 from ops import alarms, database, dlq, verify
 from ops.operator import Operator
 from ops.stack import OperatorError
 
 DEFAULT_MAX_BACKLOG = 1000
-# A peek's receives long-poll (ingest.dead_letters): long enough for SQS to answer from all its servers,
-# short enough that the peek's last, empty receive does not keep the operator waiting.
+# A peek's receives long-poll (ingest_console.dead_letters): long enough for SQS to answer from all its
+# servers, short enough that the peek's last, empty receive does not keep the operator waiting.
 DEFAULT_PEEK_WAIT_S = 5
 
 

@@ -1,6 +1,7 @@
 """Operations on the Aurora cluster that follow through: waiting until it is available, engine upgrades.
 
-What RDS says about the cluster, failover and reboot are ingest.aurora's (the demo console uses them too)."""
+What RDS says about the cluster, failover and reboot are ingest_console.aurora's (the demo console uses them
+too)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest.aurora import Cluster, describe_cluster, recent_events
+from ingest_console.aurora import Cluster, describe_cluster, recent_events
 from ops.progress import Waiter
 from ops.stack import OperatorError
 

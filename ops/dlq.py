@@ -1,12 +1,12 @@
-"""The dead-letter queue: move it back to the queue once the cause is fixed (ingest.dead_letters looks at
-what is in it)."""
+"""The dead-letter queue: move it back to the queue once the cause is fixed (ingest_console.dead_letters
+looks at what is in it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.dead_letters import message_count
+from ingest_console.dead_letters import message_count
 from ops.progress import Waiter
 from ops.stack import OperatorError
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import boto3
 
-from ingest import aurora, dead_letters
+from ingest_console import aurora, dead_letters
 from ops import alarms
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack

@@ -1,5 +1,5 @@
-"""The demo console on a deployed stack: its page and JSON API (ingest.console_api) over the AWS backend
-(ingest.console_aws). API Gateway's Cognito authorizer has checked the access token on /console/api/*;
+"""The demo console on a deployed stack: its page and JSON API (ingest_console.api) over the AWS backend
+(ingest_console.aws). API Gateway's Cognito authorizer has checked the access token on /console/api/*;
 this function also requires the console-operators group in it."""
 
 from http import HTTPStatus
@@ -14,10 +14,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.clients import fail_fast_config
-from ingest.config import ConsoleSettings
-from ingest.console_api import console_app
-from ingest.console_aws import AwsBackend
 from ingest.rest import json_response
+from ingest_console.api import console_app
+from ingest_console.aws import AwsBackend
+from ingest_console.config import ConsoleSettings
 
 OPERATORS_GROUP = "console-operators"
 API_PREFIX = "/console/api/"

@@ -12,8 +12,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from ingest import repository
-from ingest.repository import percentile
+from ingest_console import ledger
+from ingest_console.ledger import percentile
 from local.drill.traffic import Request
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
@@ -39,7 +39,7 @@ def database_rows(stack: Stack) -> list[Row]:
 def stale_profiles(stack: Stack, customer_prefix: str = "") -> int:
     """Customers (those whose id starts with `customer_prefix`) whose profile is not their newest record."""
     with stack.writer.connect(database=DATABASE) as connection:
-        return repository.stale_profiles(connection, customer_prefix)
+        return ledger.stale_profiles(connection, customer_prefix)
 
 
 def dead_lettered_keys(stack: Stack) -> list[str]:

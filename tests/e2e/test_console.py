@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ingest.console import run_prefix
-from ingest.repository import starting_with
+from ingest_console.contract import run_prefix
+from ingest_console.ledger import starting_with
 from local.demo import Demo
 from local.servers import MariaDB
 from local.servers.process import is_port_free

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {"producer", "consumer", "reader", "migrator"}
+FUNCTIONS = {"producer", "consumer", "reader", "migrator", "console"}
 SCALAR_KEYS = {
     "consumer_rows_per_s",
     "invariant_ceiling_rows_per_s",
@@ -26,8 +26,9 @@ SCALAR_KEYS = {
     "producer_us_p50",
     "producer_us_p99",
     "layer_bytes",
+    "cold_import_boto3_ms",
 }
-PER_FUNCTION_KEYS = {"cold_import_ms", "function_bytes"}
+PER_FUNCTION_KEYS = {"cold_import_ms", "cold_import_ratio_to_boto3", "function_bytes"}
 API_FUNCTIONS = {"producer", "reader"}
 # Seconds per outage length (the quick run has one short outage).
 PER_OUTAGE_KEYS = {"recovery_first_commit_s"}

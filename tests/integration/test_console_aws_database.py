@@ -18,12 +18,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ingest.config import ConsoleSettings
-from ingest.console import ReconcileRequest, run_prefix
-from ingest.console_aws import AwsBackend
 from ingest.models import QueueMessage
 from ingest.repository import store_batch
 from ingest.schema import READER_PRIVILEGES, ensure_app_user
+from ingest_console.aws import AwsBackend
+from ingest_console.config import ConsoleSettings
+from ingest_console.contract import ReconcileRequest, run_prefix
 from local.servers import free_port
 from local.template import Template
 from local.testdata import queue_message

@@ -1,5 +1,6 @@
-"""`sam build` of the real template: the layer carries its dependencies and the ingest package, and
-every function its handler. Cross-builds arm64 wheels from PyPI (no Docker), so it needs the network."""
+"""`sam build` of the real template: the shared layer carries its dependencies and the ingest package,
+the console's layer the ingest_console package alone, and every function its handler. Cross-builds
+arm64 wheels from PyPI (no Docker), so it needs the network."""
 
 from __future__ import annotations
 
@@ -85,6 +86,16 @@ def test_layer_adds_only_the_ingest_package_to_its_dependencies(build_dir: Path)
     assert copied == {"ingest", "pyproject.toml", "requirements.txt"}
 
 
+def test_the_console_layer_holds_its_package_alone(build_dir: Path):
+    # GIVEN the console's built layer
+    python = build_dir / "ConsoleLayer" / "python"
+    # THEN it is the ingest_console package (and its project file), nothing installed: the shared layer,
+    # beside it in the console function, brings every dependency
+    assert {entry.name for entry in python.iterdir()} == {"ingest_console", "pyproject.toml"}
+    assert (python / "ingest_console" / "aws.py").is_file()
+    assert not (build_dir / "SharedLayer" / "python" / "ingest_console").exists()
+
+
 def test_layer_holds_the_arm64_build_of_compiled_dependencies(build_dir: Path):
     # The functions run on arm64: the build takes the locked versions' aarch64 wheels, not this machine's.
     (extension,) = (build_dir / "SharedLayer" / "python" / "pydantic_core").glob("*.so")
@@ -115,5 +126,5 @@ def test_the_console_function_carries_its_page(build_dir: Path):
 
 def test_built_template_points_at_the_built_code(build_dir: Path):
     built = (build_dir / "template.yaml").read_text()
-    for logical_id in (*FUNCTIONS, "SharedLayer"):
+    for logical_id in (*FUNCTIONS, "SharedLayer", "ConsoleLayer"):
         assert f"CodeUri: {logical_id}" in built or f"ContentUri: {logical_id}" in built

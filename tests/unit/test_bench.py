@@ -65,5 +65,17 @@ def test_cold_import_targets_are_tighter_for_the_api_functions() -> None:
     )
 
 
+def test_cold_import_ratio_targets_bind_the_pipeline_functions_only() -> None:
+    # GIVEN ratios to `import boto3` at the targets, and a console far above them (it has no target)
+    within = {"producer": 1.5, "reader": 1.2, "consumer": 1.8, "migrator": 1.1, "console": 3.0}
+    # WHEN every pipeline function is within its target THEN the target is met; one over it misses it
+    assert lines_of(summary({"cold_import_ratio_to_boto3": within}))["cold_import_ratio_to_boto3"].endswith(
+        "met"
+    )
+    for name, over in {"producer": 1.51, "reader": 1.51, "consumer": 1.81, "migrator": 1.81}.items():
+        table = summary({"cold_import_ratio_to_boto3": within | {name: over}})
+        assert lines_of(table)["cold_import_ratio_to_boto3"].endswith("MISSED"), name
+
+
 def lines_of(table: str) -> dict[str, str]:
     return {line.split()[0]: line for line in table.splitlines()[2:]}

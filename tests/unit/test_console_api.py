@@ -1,4 +1,4 @@
-"""The console's routes (ingest.console_api) over an in-memory backend: routing, validation, error bodies."""
+"""The console's routes (ingest_console.api) over an in-memory backend: routing, validation, error bodies."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.api import InvalidInput
-from ingest.console import (
+from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN
+from ingest_console.api import console_app
+from ingest_console.contract import (
     MAX_RECONCILE_IDS,
     RUN_ID,
     ConsoleBackend,
@@ -26,8 +28,6 @@ from ingest.console import (
     RunSummary,
     Status,
 )
-from ingest.console_api import console_app
-from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from local.testdata import api_event
 
 FAULTS = [

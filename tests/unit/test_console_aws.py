@@ -14,10 +14,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ingest.api import Conflict, InvalidInput, Unavailable
-from ingest.config import ConsoleSettings, DatabaseSettings
-from ingest.console import FaultInProgress, ReconcileRequest
-from ingest.console_aws import EVENTS_OVERLAP, AwsBackend
+from ingest.api import InvalidInput, Unavailable
+from ingest.config import DatabaseSettings
+from ingest_console.aws import EVENTS_OVERLAP, AwsBackend
+from ingest_console.config import ConsoleSettings
+from ingest_console.contract import Conflict, FaultInProgress, ReconcileRequest
 from local.servers import free_port
 from local.template import Template
 

@@ -1,4 +1,4 @@
-"""ingest.dead_letters' question of the demo console's reconciliation, against moto's SQS with the
+"""ingest_console.dead_letters' question of the demo console's reconciliation, against moto's SQS with the
 template's dead-letter queue: which of a run's request ids are parked there."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ingest import dead_letters
 from ingest.clients import READ_TIMEOUT_S
+from ingest_console import dead_letters
 from local.template import Template
 
 

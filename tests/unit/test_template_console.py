@@ -16,6 +16,7 @@ from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.config import DatabaseSettings
 from ingest.connection import worst_case_s
 from local.template import TEMPLATE_PATH, Template
+from tests.deployed_template import rendered
 from tests.unit.test_template import TRACING_AND_VPC_ACTIONS, _cfn_lint
 from tests.unit.test_template_operations import deploy_refused
 
@@ -38,6 +39,7 @@ CONSOLE_RESOURCES = {
     "RdsEndpointFromConsoleIngress",
     "RdsEndpoint",
     "ConsoleLogGroup",
+    "ConsoleLayer",
     "ConsoleFunctionRole",
     "ConsoleFunction",
     "ConsoleApiPermission",
@@ -204,6 +206,30 @@ def test_the_function_has_a_fixed_name_that_the_api_definition_invokes():
     permission = CONSOLE["ConsoleApiPermission"]["Properties"]
     assert permission["FunctionName"] == {"Ref": "ConsoleFunction"}
     assert permission["SourceArn"]["Fn::Sub"].endswith("${IngestApi}/${ApiStageName}/*/console*")
+
+
+def test_the_console_package_is_a_layer_of_the_console_function_alone():
+    # GIVEN the console's layer in the template and its package's project file
+    layer = RAW["Resources"]["ConsoleLayer"]
+    project = tomllib.loads((ROOT / "layers/console/pyproject.toml").read_text())["project"]
+    # THEN it is the ingest_console package, built as the shared layer is, and needs nothing but that layer
+    assert layer["Properties"]["ContentUri"] == "layers/console/"
+    assert (ROOT / "layers/console/ingest_console/__init__.py").is_file()
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert project["dependencies"] == ["customer-ingest-layer"]
+    # WHEN SAM transforms the template with the console THEN the console function runs with the shared
+    # layer then its own, and every other function with the shared layer alone
+    deployed = rendered({"DemoConsole": "Enabled"})["Resources"]
+    # SAM names each layer's version after its logical id and a hash of its content.
+    layers = {
+        logical_id: [ref["Ref"].rstrip("0123456789abcdef") for ref in resource["Properties"]["Layers"]]
+        for logical_id, resource in deployed.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert layers.pop("ConsoleFunction") == ["SharedLayer", "ConsoleLayer"]
+    assert set(layers) == {"ProducerFunction", "ConsumerFunction", "ReaderFunction", "SchemaMigratorFunction"}
+    assert all(refs == ["SharedLayer"] for refs in layers.values()), layers
 
 
 def test_the_function_reads_as_the_read_only_user_with_iam_and_verified_tls_before_api_gateway_gives_up():

@@ -4,7 +4,7 @@
 // On AWS the cluster may still read "available" for a while after the call, and a status answered by
 // another container of the console function does not know the fault this page started: the entry is
 // closed only once the fault was seen running and is no longer, or after FAULT_SETTLE_MS unseen.
-// FAULT_SETTLE_MS is the backend's FAULT_SETTLE_TIMEOUT (ingest/console_aws.py), the same idea: how
+// FAULT_SETTLE_MS is the backend's FAULT_SETTLE_TIMEOUT (layers/console/ingest_console/aws.py), the same idea: how
 // long a fault just started may show nothing before it counts as over. One value, so the page never
 // offers a fault while the container that started the last one still refuses it (409).
 export const FAULT_SETTLE_MS = 5 * 60 * 1000;

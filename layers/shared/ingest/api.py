@@ -34,10 +34,6 @@ class NotFound(RequestError):
     """What the request names does not exist (yet)."""
 
 
-class Conflict(RequestError):
-    """The request clashes with work in progress; it may succeed once that has ended."""
-
-
 class Unavailable(RequestError):
     """A dependency is away; the same request may succeed after `retry_after_s` seconds."""
 

@@ -1,7 +1,8 @@
 """The HTTP edge of the producer and the reader: request bodies in, replies and error replies out.
 
 The API logic (ingest.producer, ingest.reader) raises the errors of ingest.api; ERROR_STATUS is the
-one place that gives each its HTTP status, and error_reply the one body every error gets.
+one place that gives each its HTTP status, and error_reply the one body every error gets. (The demo
+console's API adds its own errors to the table: ingest_console.api.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
-from ingest.api import Conflict, InvalidInput, NotFound, RequestError, Unavailable
+from ingest.api import InvalidInput, NotFound, RequestError, Unavailable
 from ingest.models import MAX_ATTRIBUTES_DEPTH, MAX_BODY_BYTES, MAX_DOCUMENT_DEPTH, MAX_SAFE_INTEGER
 
 
@@ -32,20 +33,24 @@ class BodyTooLarge(InvalidInput):
     """The body is longer than MAX_BODY_BYTES."""
 
 
-# Most specific first: the first class the error is an instance of gives its status.
-ERROR_STATUS: tuple[tuple[type[RequestError], HTTPStatus], ...] = (
+# (error class, its status) pairs, most specific first: the first class the error is an instance of
+# gives its status.
+type ErrorStatus = tuple[tuple[type[RequestError], HTTPStatus], ...]
+ERROR_STATUS: ErrorStatus = (
     (UnsupportedMediaType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     (BodyTooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     (InvalidInput, HTTPStatus.BAD_REQUEST),
     (NotFound, HTTPStatus.NOT_FOUND),
-    (Conflict, HTTPStatus.CONFLICT),
     (Unavailable, HTTPStatus.SERVICE_UNAVAILABLE),
 )
 
 
-def error_reply(error: RequestError) -> tuple[HTTPStatus, dict[str, dict[str, str]], dict[str, str]]:
-    """The status, body ({"error": {"code", "message", "field"?}}) and headers answering `error`."""
-    status = next(status for kind, status in ERROR_STATUS if isinstance(error, kind))
+def error_reply(
+    error: RequestError, statuses: ErrorStatus = ERROR_STATUS
+) -> tuple[HTTPStatus, dict[str, dict[str, str]], dict[str, str]]:
+    """The status (the first of `statuses` whose class `error` is), body ({"error": {"code", "message",
+    "field"?}}) and headers answering `error`."""
+    status = next(status for kind, status in statuses if isinstance(error, kind))
     body = {"code": error.code, "message": error.message}
     if isinstance(error, InvalidInput):
         body["field"] = error.field
@@ -62,10 +67,10 @@ def json_response(
     )
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
+def register_error_handlers(app: APIGatewayRestResolver, statuses: ErrorStatus = ERROR_STATUS) -> None:
     @app.exception_handler(RequestError)
     def _request_error(error: RequestError) -> Response:
-        status, body, headers = error_reply(error)
+        status, body, headers = error_reply(error, statuses)
         return json_response(status, body, headers=headers)
 
     # A path no route matches (a path parameter with a character routes do not take, such as '"'):

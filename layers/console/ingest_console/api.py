@@ -23,16 +23,19 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ConfigDict
 
 from ingest.api import InvalidInput, NotFound, validated
-from ingest.console import (
+from ingest.rest import ERROR_STATUS, json_document, json_response, register_error_handlers
+from ingest_console.contract import (
     MAX_RECONCILE_IDS,
     RATE_LIMITS_RPS,
     RUN_ID,
+    Conflict,
     ConsoleBackend,
     Fault,
     ReconcileRequest,
 )
-from ingest.rest import json_document, json_response, register_error_handlers
 
+# The pipeline's errors, and the console's own: a fault refused while one runs or the cluster is busy.
+CONSOLE_ERROR_STATUS = ((Conflict, HTTPStatus.CONFLICT), *ERROR_STATUS)
 # What the static directory may serve, by suffix; any other file in it is not served.
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -89,7 +92,7 @@ def console_app(
     """The console's routes over `backend`, serving the page's files from `static_dir`; the page may
     also fetch from the origins in `connect_to`."""
     app = APIGatewayRestResolver()
-    register_error_handlers(app)
+    register_error_handlers(app, CONSOLE_ERROR_STATUS)
     app.use(middlewares=[_page_with_slash])
     # Listed once: only these files are served, so no name can reach outside the directory.
     headers = security_headers(connect_to)

@@ -1,7 +1,7 @@
 """The demo console's backend on a deployed stack: RDS and SQS through their APIs, the ledger through the
-read-only database user (ingest.console is the contract it fulfils).
+read-only database user (ingest_console.contract is the contract it fulfils).
 
-- Roles, zones and states: DescribeDBClusters and DescribeDBInstances (ingest.aurora).
+- Roles, zones and states: DescribeDBClusters and DescribeDBInstances (ingest_console.aurora).
 - Faults: FailoverDBCluster and RebootDBInstance of the writer, nothing else. The function's container
   keeps the fault it started or saw (its started_at fixed) until the cluster has been seen not available
   and available again; RDS may still report "available" right after the call, so a fault just started
@@ -15,7 +15,7 @@ read-only database user (ingest.console is the contract it fulfils).
 - A run's rows per instance: counted through each instance endpoint, so the reader's count shows
   replication catching up; the ledger's answers (which ids are committed, the run's totals) through the
   cluster endpoint, i.e. the writer. Both as the read-only user with an IAM token over verified TLS.
-- Dead-lettered ids: a peek of the dead-letter queue (ingest.dead_letters), only when it holds any.
+- Dead-lettered ids: a peek of the dead-letter queue (ingest_console.dead_letters), only when it holds any.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest import aurora, dead_letters, repository
-from ingest.api import Conflict, InvalidInput, Unavailable
-from ingest.config import AMAZON_RDS_ROOTS, ConsoleSettings, DatabaseSettings
+from ingest.api import InvalidInput, Unavailable
+from ingest.config import AMAZON_RDS_ROOTS, DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
-from ingest.console import (
+from ingest_console import aurora, dead_letters, ledger
+from ingest_console.config import ConsoleSettings
+from ingest_console.contract import (
     CONSOLE_KEY_PATH,
     DEAD_LETTERS_PEEKED,
+    Conflict,
     ConsoleEvent,
     Fault,
     FaultInProgress,
@@ -62,6 +64,8 @@ EVENTS_LOOKBACK = timedelta(hours=1)
 # RDS publishes an event some seconds after its time: each status asks again from this long before `since`.
 EVENTS_OVERLAP = timedelta(minutes=1)
 # How long a fault just started counts as running while the cluster still looks untouched.
+# The console page waits as long before it closes a fault it never saw running (FAULT_SETTLE_MS in
+# functions/console/static/fault.js): change both together.
 FAULT_SETTLE_TIMEOUT = timedelta(minutes=5)
 # RDS's refusals that mean "the cluster is busy with something else".
 BUSY_CLUSTER_ERRORS = frozenset({"InvalidDBClusterStateFault", "InvalidDBInstanceState"})
@@ -151,8 +155,8 @@ class AwsBackend:
         database = self._database(self.settings.database)
         try:
             connection = database.connection()
-            committed = repository.committed_request_ids(connection, request.request_ids)
-            summary = repository.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
+            committed = ledger.committed_request_ids(connection, request.request_ids)
+            summary = ledger.run_summary(connection, run_prefix(request.run_id), CONSOLE_KEY_PATH)
         except DatabaseUnavailable:
             raise Unavailable("database_unavailable", "the database cannot be read right now") from None
         except Exception as error:
@@ -192,7 +196,7 @@ class AwsBackend:
     def _count_on(self, instance_id: str, settings: DatabaseSettings, prefix: str) -> int | None:
         database = self._database(settings)
         try:
-            return repository.count_records(database.connection(), prefix)
+            return ledger.count_records(database.connection(), prefix)
         except Exception as error:
             # Down, restarting or failing over: the page shows "no answer" for this instance.
             database.discard()

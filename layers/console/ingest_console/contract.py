@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.api import Conflict
+from ingest.api import RequestError
 from ingest.models import RequestId
 
 # Request ids the page may ask about in one reconcile call (the page pages through longer lists): as
@@ -39,6 +39,11 @@ DEAD_LETTERS_PEEKED = 100
 def run_prefix(run_id: str) -> str:
     """The customer-id prefix of every request a console run sends."""
     return f"console-{run_id}-"
+
+
+class Conflict(RequestError):
+    """The request clashes with work in progress (a fault, a cluster not yet available); it may succeed
+    once that has ended (HTTP 409)."""
 
 
 class FaultInProgress(Conflict):

@@ -1,6 +1,6 @@
 """The Aurora cluster as RDS describes it: who writes, in which zone, in what state; failover, reboot of
 the writer, and the RDS events of the cluster and its instances. The operator CLI (ops) and the demo
-console's AWS backend (ingest.console_aws) both act through these."""
+console's AWS backend (ingest_console.aws) both act through these."""
 
 from __future__ import annotations
 

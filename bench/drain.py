@@ -18,13 +18,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from bench.common import median, progress, queue_messages, stack_on_free_ports
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class FirstReceive:
@@ -50,7 +53,7 @@ def fill(endpoint: str, queue_url: str, count: int, seed: int) -> None:
     batches = [messages[i : i + 10] for i in range(0, count, 10)]
 
     def send(batch: list[dict]) -> None:
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "MessageBody": json.dumps(m, separators=(",", ":"), ensure_ascii=False),

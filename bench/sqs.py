@@ -18,10 +18,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.servers import SqsEmulator, emulator_store, free_port, sqs_client
 from local.servers.process import ServerProcess, is_port_free
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        DeleteMessageBatchRequestEntryTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 QUEUE_NAME = "bench.fifo"
 BATCH_CLIENTS = 2
@@ -76,7 +83,7 @@ def moto_server(workdir: str) -> Iterator[str]:
         server.stop()
 
 
-def single_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
+def single_sends(sqs: "SQSClient", queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for i in range(count):
         sqs.send_message(
@@ -88,10 +95,10 @@ def single_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) ->
     return count / (time.perf_counter() - started)
 
 
-def batch_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> float:
+def batch_sends(sqs: "SQSClient", queue_url: str, count: int, groups: int, tag: str) -> float:
     started = time.perf_counter()
     for start in range(0, count, 10):
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "MessageBody": BODY,
@@ -105,7 +112,7 @@ def batch_sends(sqs: Any, queue_url: str, count: int, groups: int, tag: str) -> 
     return count / (time.perf_counter() - started)
 
 
-def receive_and_delete(sqs: Any, queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
+def receive_and_delete(sqs: "SQSClient", queue_url: str, count: int, groups: int = 0, tag: str = "") -> float:
     """Receive batches of 10 and delete them, `count` messages in all (groups, tag: unused, for
     the same signature as the send loops)."""
     done = 0
@@ -114,7 +121,9 @@ def receive_and_delete(sqs: Any, queue_url: str, count: int, groups: int = 0, ta
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             raise RuntimeError(f"queue ran dry after {done} messages")
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
         reply = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
         assert not reply.get("Failed"), reply["Failed"]
         done += len(messages)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 
@@ -54,6 +54,9 @@ from local.servers import DatabaseEndpoint, throwaway_mariadb
 from local.servers.moto_server import moto_server
 from local.servers.tls import ServerCertificates, make_certificates
 from local.template import shared_values
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 DATABASE = "bench_write"
 SECRET_NAME = "customer-ingest/database"  # noqa: S105 - the secret's name, not its value
@@ -114,7 +117,7 @@ def ceiling_writer(connection: pymysql.Connection) -> BatchWriter:
     return write
 
 
-def naive_writer(secrets: Any, ca: Path) -> BatchWriter:
+def naive_writer(secrets: SecretsManagerClient, ca: Path) -> BatchWriter:
     """The reference guidance's handler, per record: the secret, a new verified TLS connection, one
     INSERT, COMMIT, close. Its Secrets Manager client is made once, at import, as the guidance does."""
 
@@ -176,7 +179,7 @@ def run_round(
     return rates
 
 
-def _store_secret(secrets: Any, server: DatabaseEndpoint) -> None:
+def _store_secret(secrets: SecretsManagerClient, server: DatabaseEndpoint) -> None:
     # The shape of an RDS database secret.
     secret = {
         "engine": "mysql",

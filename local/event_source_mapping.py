@@ -18,11 +18,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.lambda_runtime import InvocationFailed, WorkerProcess
 from local.servers import sqs_client
 from local.template import LOCAL_REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import DeleteMessageBatchRequestEntryTypeDef, MessageTypeDef
 
 log = logging.getLogger("local.event_source_mapping")
 
@@ -40,7 +44,7 @@ class BatchReport:
     error: str | None = None
 
 
-def lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def lambda_record(message: MessageTypeDef, queue_arn: str) -> dict[str, Any]:
     """An SQS message as it appears in the Records of a Lambda event."""
     attributes = message.get("Attributes", {})
     record = {
@@ -166,7 +170,7 @@ class EventSourceMapping:
                 log.exception("%s: unexpected error; polling again in 1 s", threading.current_thread().name)
                 self._stopping.wait(1)
 
-    def _poll_once(self, client: Any, worker: WorkerProcess) -> None:
+    def _poll_once(self, client: SQSClient, worker: WorkerProcess) -> None:
         if not worker.is_alive():
             self._replace(worker)
         try:
@@ -196,7 +200,9 @@ class EventSourceMapping:
             "a fresh consumer process serves after %.1f s (%s)", time.monotonic() - started, worker.log.name
         )
 
-    def _invoke(self, client: Any, worker: WorkerProcess, messages: list[dict[str, Any]]) -> BatchReport:
+    def _invoke(
+        self, client: SQSClient, worker: WorkerProcess, messages: list[MessageTypeDef]
+    ) -> BatchReport:
         event = {"Records": [lambda_record(message, self.queue_arn) for message in messages]}
         try:
             response = worker.invoke(event)
@@ -214,10 +220,12 @@ class EventSourceMapping:
         deleted = self._delete(client, done)
         return BatchReport(len(messages), deleted, len(failed_ids))
 
-    def _delete(self, client: Any, messages: list[dict[str, Any]]) -> int:
+    def _delete(self, client: SQSClient, messages: list[MessageTypeDef]) -> int:
         if not messages:
             return 0
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
         try:
             reply = client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except Exception as error:

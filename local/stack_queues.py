@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from local.servers import sqs_client
 from local.template import Template
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 EXTERNAL_ENDPOINT_VARIABLE = "INGEST_SQS_ENDPOINT"
 
@@ -64,12 +67,12 @@ def create_queues(
     )
 
 
-def _queue_arn(client: Any, url: str) -> str:
+def _queue_arn(client: SQSClient, url: str) -> str:
     attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return str(attributes["QueueArn"])
 
 
-def queue_depth(client: Any, url: str) -> tuple[int, int]:
+def queue_depth(client: SQSClient, url: str) -> tuple[int, int]:
     """(visible, in flight) messages, as SQS approximates them."""
     attributes = client.get_queue_attributes(
         QueueUrl=url,

@@ -12,9 +12,12 @@ import re
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -32,7 +35,7 @@ PSEUDO_PARAMETERS = {
 _SUB_VARIABLE = re.compile(r"\$\{([A-Za-z0-9:._]+)\}")
 
 # SQS attributes the emulator (or any SQS endpoint) receives at CreateQueue, as CloudFormation names them.
-QUEUE_ATTRIBUTES = (
+QUEUE_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
     "VisibilityTimeout",
     "MessageRetentionPeriod",
     "DelaySeconds",
@@ -133,7 +136,9 @@ def shared_values(path: Path = TEMPLATE_PATH) -> SharedValues:
 @dataclass(frozen=True)
 class QueueSettings:
     name: str
-    attributes: dict[str, str]  # SQS CreateQueue attributes, string values as the API wants them
+    attributes: dict[
+        QueueAttributeNameType, str
+    ]  # SQS CreateQueue attributes, string values as the API wants them
 
 
 class Template:

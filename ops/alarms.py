@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
 
 DATABASE_UNAVAILABLE_ALARM = "DatabaseUnavailableAlarm"  # template.yaml's logical id
 
 
-def firing(cloudwatch: Any, names: list[str]) -> list[dict[str, str]]:
+def firing(cloudwatch: CloudWatchClient, names: list[str]) -> list[dict[str, str]]:
     """The alarms among `names` in ALARM, with their reason."""
     found: list[dict[str, str]] = []
     pages = cloudwatch.get_paginator("describe_alarms")  # an answer may hold fewer alarms than names asked
@@ -22,11 +25,11 @@ def firing(cloudwatch: Any, names: list[str]) -> list[dict[str, str]]:
     return found
 
 
-def is_firing(cloudwatch: Any, name: str) -> bool:
+def is_firing(cloudwatch: CloudWatchClient, name: str) -> bool:
     return bool(firing(cloudwatch, [name]))
 
 
-def breaching_seconds(cloudwatch: Any, alarm_name: str, start: datetime, end: datetime) -> float:
+def breaching_seconds(cloudwatch: CloudWatchClient, alarm_name: str, start: datetime, end: datetime) -> float:
     """How long the alarm's metric was above zero between start and end, to its 60 s resolution (the
     window widened to whole minutes, so an outage shorter than a minute still counts as one)."""
     alarms = cloudwatch.describe_alarms(AlarmNames=[alarm_name]).get("MetricAlarms", [])

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
 from botocore.exceptions import (
@@ -26,6 +26,9 @@ from ingest_console.dead_letters import LONGEST_WAIT_S
 from ops import alarms, database, dlq, verify
 from ops.operator import Operator
 from ops.stack import OperatorError
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds.type_defs import BlueGreenDeploymentTypeDef
 
 DEFAULT_MAX_BACKLOG = 1000
 # A peek's receives long-poll (ingest_console.dead_letters): long enough for SQS to answer from all its
@@ -197,9 +200,9 @@ def _blue_green(operator: Operator, cluster: aurora.Cluster, plan: database.Upgr
     deployment_id = database.create_blue_green(operator.rds, cluster, plan.target_version)
     operator.waiter.say(f"blue/green deployment {deployment_id} created; the green cluster is being built")
 
-    def deployment_in(*states: str) -> dict[str, Any] | None:
+    def deployment_in(*states: str) -> BlueGreenDeploymentTypeDef | None:
         found = operator.rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=deployment_id)
-        deployment: dict[str, Any] = found["BlueGreenDeployments"][0]
+        deployment = found["BlueGreenDeployments"][0]
         if deployment["Status"] in ("INVALID_CONFIGURATION", "SWITCHOVER_FAILED", "PROVISIONING_FAILED"):
             raise OperatorError(
                 f"blue/green deployment {deployment_id}: {deployment.get('StatusDetails', '')}"

@@ -8,11 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest_console.aurora import Cluster, describe_cluster, recent_events
 from ops.progress import Waiter
 from ops.stack import OperatorError
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Outage:
     events: list[dict[str, str]]
 
 
-def wait_until_available(rds: Any, cluster_id: str, waiter: Waiter, timeout_s: float) -> Cluster:
+def wait_until_available(rds: RDSClient, cluster_id: str, waiter: Waiter, timeout_s: float) -> Cluster:
     seen: set[str] = set()
     started = datetime.now(UTC)
 
@@ -51,7 +54,7 @@ class UpgradePlan:
     major: bool
 
 
-def plan_upgrade(rds: Any, cluster: Cluster, target_version: str) -> UpgradePlan:
+def plan_upgrade(rds: RDSClient, cluster: Cluster, target_version: str) -> UpgradePlan:
     """Refuses a version RDS does not list as an upgrade target of the cluster's current one."""
     pages = rds.get_paginator("describe_db_engine_versions").paginate(
         Engine=cluster.engine, EngineVersion=cluster.engine_version
@@ -71,7 +74,7 @@ def plan_upgrade(rds: Any, cluster: Cluster, target_version: str) -> UpgradePlan
     return UpgradePlan(cluster.engine_version, target_version, targets[target_version])
 
 
-def upgrade_in_place(rds: Any, cluster_id: str, target_version: str) -> None:
+def upgrade_in_place(rds: RDSClient, cluster_id: str, target_version: str) -> None:
     rds.modify_db_cluster(DBClusterIdentifier=cluster_id, EngineVersion=target_version, ApplyImmediately=True)
 
 
@@ -81,7 +84,7 @@ def blue_green_name(cluster_id: str, target_version: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", f"{cluster_id}-{target_version}")[:60].rstrip("-")
 
 
-def create_blue_green(rds: Any, cluster: Cluster, target_version: str) -> str:
+def create_blue_green(rds: RDSClient, cluster: Cluster, target_version: str) -> str:
     """A blue/green deployment whose green cluster runs `target_version`; its identifier."""
     name = blue_green_name(cluster.cluster_id, target_version)
     deployment = rds.create_blue_green_deployment(

@@ -4,16 +4,20 @@ looks at what is in it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest_console.dead_letters import message_count
 from ops.progress import Waiter
 from ops.stack import OperatorError
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import ListMessageMoveTasksResultEntryTypeDef
+
 FINISHED_MOVE = ("COMPLETED", "CANCELLED", "FAILED")
 
 
-def queue_arn(sqs: Any, url: str) -> str:
+def queue_arn(sqs: SQSClient, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
@@ -27,7 +31,7 @@ class RedriveResult:
 
 
 def redrive(
-    sqs: Any, dead_letter_url: str, queue_url: str, waiter: Waiter, timeout_s: float = 3600
+    sqs: SQSClient, dead_letter_url: str, queue_url: str, waiter: Waiter, timeout_s: float = 3600
 ) -> RedriveResult:
     """Move every dead-lettered message back to `queue_url` (StartMessageMoveTask) and follow the task
     (ListMessageMoveTasks) until it ends. The database's request_id key makes a redriven record that was
@@ -40,14 +44,14 @@ def redrive(
     ]
     waiter.say(f"message move task started: {handle}")
 
-    def finished() -> dict[str, Any] | None:
+    def finished() -> ListMessageMoveTasksResultEntryTypeDef | None:
         # The newest task first; a task loses its handle once it stops running, so it is found as the newest.
         listed = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results", [])
         if not listed:
             # Not listed yet, or no longer: the wait goes on until the task shows or the timeout ends it.
             waiter.say(f"SQS lists no message move task from {source_arn} yet")
             return None
-        task: dict[str, Any] = listed[0]
+        task = listed[0]
         if task["Status"] in FINISHED_MOVE:
             return task
         waiter.say(

@@ -9,7 +9,7 @@ import sys
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import boto3
 
@@ -17,6 +17,22 @@ from ingest_console import aurora, dead_letters
 from ops import alarms
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import FilteredLogEventTypeDef
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
+    from mypy_boto3_sts import STSClient
+    from mypy_boto3_wafv2 import WAFV2Client
+    from mypy_boto3_xray import XRayClient
 
 # template.yaml's logical ids of what the CLI looks up among the stack's resources.
 RDS_EVENTS_LOG_GROUP = "RdsEventsLogGroup"
@@ -34,26 +50,61 @@ class Operator:
         self.session = session or boto3.Session(profile_name=options.profile, region_name=options.region)
         self.waiter = Waiter(interval_s=options.poll_interval)
 
-    def client(self, service: str, endpoint_url: str | None = None) -> Any:
-        return self.session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
-
     @cached_property
     def stack(self) -> StackTargets:
         if not self.options.stack:
             raise OperatorError("--stack NAME is required for this command")
-        return describe_stack(self.client("cloudformation"), self.options.stack)
+        return describe_stack(self.cloudformation, self.options.stack)
+
+    # ---- the AWS clients, one per service, made when first used ----------------------------------------
 
     @cached_property
-    def sqs(self) -> Any:
-        return self.client("sqs", endpoint_url=self.options.sqs_endpoint)
+    def sqs(self) -> SQSClient:
+        return self.session.client("sqs", endpoint_url=self.options.sqs_endpoint)
 
     @cached_property
-    def rds(self) -> Any:
-        return self.client("rds")
+    def rds(self) -> RDSClient:
+        return self.session.client("rds")
 
     @cached_property
-    def cloudwatch(self) -> Any:
-        return self.client("cloudwatch")
+    def cloudwatch(self) -> CloudWatchClient:
+        return self.session.client("cloudwatch")
+
+    @cached_property
+    def logs(self) -> CloudWatchLogsClient:
+        return self.session.client("logs")
+
+    @cached_property
+    def cloudformation(self) -> CloudFormationClient:
+        return self.session.client("cloudformation")
+
+    @cached_property
+    def sts(self) -> STSClient:
+        return self.session.client("sts")
+
+    @cached_property
+    def apigateway(self) -> APIGatewayClient:
+        return self.session.client("apigateway")
+
+    @cached_property
+    def wafv2(self) -> WAFV2Client:
+        return self.session.client("wafv2")
+
+    @cached_property
+    def cognito(self) -> CognitoIdentityProviderClient:
+        return self.session.client("cognito-idp")
+
+    @cached_property
+    def sns(self) -> SNSClient:
+        return self.session.client("sns")
+
+    @cached_property
+    def xray(self) -> XRayClient:
+        return self.session.client("xray")
+
+    @cached_property
+    def lambda_(self) -> LambdaClient:
+        return self.session.client("lambda")
 
     @property
     def queue_url(self) -> str:
@@ -75,7 +126,10 @@ class Operator:
         return alarms.firing(self.cloudwatch, self.stack.physical_ids_of_type("AWS::CloudWatch::Alarm"))
 
     def queue_state(self) -> dict[str, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names: list[QueueAttributeFilterType] = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+        ]
         queue = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
         return {
             "visible": int(queue["ApproximateNumberOfMessages"]),
@@ -106,7 +160,7 @@ class Operator:
             # FilterLogEvents answers in pages, oldest first, a page possibly empty before the last
             # (CloudWatch Logs API Reference); the paginator follows nextToken to the end, only the newest
             # EVENTS_SHOWN are kept on the way.
-            pages = self.client("logs").get_paginator("filter_log_events")
+            pages = self.logs.get_paginator("filter_log_events")
             newest = deque(
                 (
                     event
@@ -138,7 +192,7 @@ class Operator:
             raise OperatorError("cancelled")
 
 
-def _rds_detail(event: dict[str, Any]) -> dict[str, str]:
+def _rds_detail(event: FilteredLogEventTypeDef) -> dict[str, str]:
     """The source and message of an RDS event as EventBridge delivered it to the log group."""
     try:
         detail = json.loads(event["message"]).get("detail", {})

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 
 class OperatorError(Exception):
@@ -34,7 +37,7 @@ class StackTargets:
         )
 
 
-def describe_stack(cloudformation: Any, name: str) -> StackTargets:
+def describe_stack(cloudformation: CloudFormationClient, name: str) -> StackTargets:
     """The outputs and resources of stack `name` (DescribeStacks, ListStackResources).
 
     ListStackResources pages through every resource; DescribeStackResources answers at most 100, and the

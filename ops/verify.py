@@ -37,6 +37,10 @@ from ops.progress import Waiter
 from ops.stack import OperatorError
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import GetLogEventsRequestTypeDef
+
     from ops.operator import Operator
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -237,10 +241,6 @@ def http(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> 
         return Reply(error.code, error.read())
 
 
-def _pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
-    return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
-
-
 def _fail_all(problems: list[tuple[str, str, str]]) -> None:
     """One FAIL naming every problem found, with each fix and document once."""
     if problems:
@@ -359,8 +359,8 @@ class Verification:
     # ---- 1. credentials ---------------------------------------------------------------------------
 
     def credentials(self) -> str:
-        self.region = self.operator.client("cloudformation").meta.region_name
-        identity = self.operator.client("sts").get_caller_identity()
+        self.region = self.operator.cloudformation.meta.region_name
+        identity = self.operator.sts.get_caller_identity()
         self.partition = identity["Arn"].split(":")[1]
         self.has_credentials = True
         return f"account {identity['Account']} as {identity['Arn']}, region {self.region}"
@@ -374,7 +374,7 @@ class Verification:
         if not name:
             raise Failed("no stack named", "pass --stack NAME (the name given to sam deploy)", DOC_STACK)
         try:
-            found = self.operator.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+            found = self.operator.cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", "")
             if "does not exist" not in message:
@@ -406,7 +406,7 @@ class Verification:
         self._require_stack()
         api_id = self._resource(API)
         stage_name = self._parameter("ApiStageName")
-        stages = self.operator.client("apigateway").get_stages(restApiId=api_id).get("item", [])
+        stages = self.operator.apigateway.get_stages(restApiId=api_id).get("item", [])
         names = sorted(stage["stageName"] for stage in stages)
         if names != [stage_name]:
             if SAM_EXTRA_STAGE in names:
@@ -461,7 +461,7 @@ class Verification:
     def _web_acl_of(self, api_id: str, stage_name: str, waf_mode: str) -> str:
         # The ARN form WAF takes for a REST API stage (WAF API Reference, AssociateWebACL).
         stage_arn = f"arn:{self.partition}:apigateway:{self.region}::/restapis/{api_id}/stages/{stage_name}"
-        web_acl = self.operator.client("wafv2").get_web_acl_for_resource(ResourceArn=stage_arn).get("WebACL")
+        web_acl = self.operator.wafv2.get_web_acl_for_resource(ResourceArn=stage_arn).get("WebACL")
         # The physical id of an AWS::WAFv2::WebACL is "name|id|scope".
         expected = self._resource(WEB_ACL)
         expected_id = expected.split("|")[1] if expected.count("|") == 2 else expected
@@ -565,7 +565,7 @@ class Verification:
     def _access_token(self, scope: str) -> str:
         outputs = self.operator.stack
         client_id = outputs.output(CLIENT_OF_SCOPE[scope])
-        secret = self.operator.client("cognito-idp").describe_user_pool_client(
+        secret = self.operator.cognito.describe_user_pool_client(
             UserPoolId=outputs.output("UserPoolId"), ClientId=client_id
         )["UserPoolClient"]["ClientSecret"]
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -606,21 +606,17 @@ class Verification:
 
     def alarm_delivery(self) -> str:
         self._require_stack()
-        cloudwatch = self.operator.client("cloudwatch")
+        cloudwatch = self.operator.cloudwatch
         alarms = self.operator.stack.physical_ids_of_type("AWS::CloudWatch::Alarm")
         now = datetime.now(UTC)
+        history = cloudwatch.get_paginator("describe_alarm_history")
         failed = [
             item
             for alarm in alarms
-            for item in _pages(
-                cloudwatch,
-                "describe_alarm_history",
-                "AlarmHistoryItems",
-                AlarmName=alarm,
-                HistoryItemType="Action",
-                StartDate=now - ALARM_HISTORY,
-                EndDate=now,
+            for page in history.paginate(
+                AlarmName=alarm, HistoryItemType="Action", StartDate=now - ALARM_HISTORY, EndDate=now
             )
+            for item in page.get("AlarmHistoryItems", [])
             if item.get("HistorySummary", "").startswith("Failed")
         ]
         problems = [
@@ -660,9 +656,8 @@ class Verification:
         )
 
     def _subscription_problems(self, topic: str) -> list[tuple[str, str, str]]:
-        subscriptions = _pages(
-            self.operator.client("sns"), "list_subscriptions_by_topic", "Subscriptions", TopicArn=topic
-        )
+        pages = self.operator.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        subscriptions = [item for page in pages for item in page.get("Subscriptions", [])]
         # An unconfirmed subscription's ARN is the word PendingConfirmation (SNS ListSubscriptionsByTopic).
         pending = [
             item["Endpoint"] for item in subscriptions if item["SubscriptionArn"] == "PendingConfirmation"
@@ -702,7 +697,7 @@ class Verification:
         rules = [self._resource(RECORD_RULE)]
         notify = self.operator.stack.resource(OPERATOR_RULE)
         rules += [notify] if notify else []
-        cloudwatch = self.operator.client("cloudwatch")
+        cloudwatch = self.operator.cloudwatch
         now = datetime.now(UTC)
         problems = []
         for rule in rules:
@@ -742,7 +737,7 @@ class Verification:
         return f"rules {', '.join(rules)}: no failed delivery in 24 h; {group} holds RDS events"
 
     @staticmethod
-    def _rule_sum(cloudwatch: Any, metric: str, rule: str, now: datetime) -> float:
+    def _rule_sum(cloudwatch: CloudWatchClient, metric: str, rule: str, now: datetime) -> float:
         """A rule's metric summed over the last 24 h. EventBridge publishes a count only when it is not
         zero: no datapoint is none."""
         points = cloudwatch.get_metric_statistics(
@@ -759,7 +754,7 @@ class Verification:
     def _holds_an_event(self, group: str) -> bool:
         """Whether the log group's most recent stream holds an event (EventBridge makes the stream with the
         first event it delivers; a stream's lastEventTimestamp may lag, its events do not)."""
-        logs = self.operator.client("logs")
+        logs = self.operator.logs
         streams = logs.describe_log_streams(
             logGroupName=group, orderBy="LastEventTime", descending=True, limit=1
         )
@@ -767,23 +762,24 @@ class Verification:
         return any(self._stream_holds_an_event(logs, group, name) for name in names)
 
     @staticmethod
-    def _stream_holds_an_event(logs: Any, group: str, stream: str, most_pages: int = 10) -> bool:
+    def _stream_holds_an_event(
+        logs: CloudWatchLogsClient, group: str, stream: str, most_pages: int = 10
+    ) -> bool:
         """GetLogEvents may answer a page that is empty although events follow: the stream has more while
         nextForwardToken differs from the token sent (GetLogEvents, CloudWatch Logs API Reference)."""
-        token = None
+        request: GetLogEventsRequestTypeDef = {
+            "logGroupName": group,
+            "logStreamName": stream,
+            "limit": 1,
+            "startFromHead": True,
+        }
         for _ in range(most_pages):
-            page = logs.get_log_events(
-                logGroupName=group,
-                logStreamName=stream,
-                limit=1,
-                startFromHead=True,
-                **({"nextToken": token} if token else {}),
-            )
+            page = logs.get_log_events(**request)
             if page["events"]:
                 return True
-            if page.get("nextForwardToken") in (None, token):
+            if page.get("nextForwardToken") in (None, request.get("nextToken")):
                 return False
-            token = page["nextForwardToken"]
+            request["nextToken"] = page["nextForwardToken"]
         return False
 
     # ---- 7. proxy-targets -------------------------------------------------------------------------
@@ -791,9 +787,8 @@ class Verification:
     def proxy_targets(self) -> str:
         self._require_stack()
         proxy = self._resource(PROXY)
-        targets = _pages(
-            self.operator.client("rds"), "describe_db_proxy_targets", "Targets", DBProxyName=proxy
-        )
+        pages = self.operator.rds.get_paginator("describe_db_proxy_targets").paginate(DBProxyName=proxy)
+        targets = [target for page in pages for target in page.get("Targets", [])]
         # Instances report their health; the tracked cluster entry of an Aurora target group may not. A
         # reader no read-only endpoint uses may be UNUSED (RDS API Reference, TargetHealth): only the
         # writer must be AVAILABLE, and the others must not be failing.
@@ -864,11 +859,12 @@ class Verification:
 
     def _trace_documents(self, trace_id: str) -> list[str]:
         """The segment documents of the trace; segments arrive one by one, so two reads that agree."""
-        xray = self.operator.client("xray")
+        xray = self.operator.xray
         seen: list[str] = []
 
         def settled() -> list[str] | None:
-            traces = _pages(xray, "batch_get_traces", "Traces", TraceIds=[trace_id])
+            pages = xray.get_paginator("batch_get_traces").paginate(TraceIds=[trace_id])
+            traces = [trace for page in pages for trace in page.get("Traces", [])]
             documents = [segment["Document"] for trace in traces for segment in trace.get("Segments", [])]
             if documents and len(documents) == len(seen):
                 return documents
@@ -909,13 +905,10 @@ class Verification:
         queue_arn = self.operator.sqs.get_queue_attributes(
             QueueUrl=self.operator.stack.output("QueueUrl"), AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
-        mappings = _pages(
-            self.operator.client("lambda"),
-            "list_event_source_mappings",
-            "EventSourceMappings",
-            FunctionName=function,
-            EventSourceArn=queue_arn,
+        pages = self.operator.lambda_.get_paginator("list_event_source_mappings").paginate(
+            FunctionName=function, EventSourceArn=queue_arn
         )
+        mappings = [mapping for page in pages for mapping in page.get("EventSourceMappings", [])]
         redeploy = "deploy this checkout's template.yaml (ConsumerFunction's CustomerQueueBatches event)"
         if len(mappings) != 1:
             raise Failed(

@@ -1,7 +1,7 @@
 """POST /customers: validate, enqueue to the FIFO queue, answer 202 only once SQS has the message."""
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -16,6 +16,9 @@ from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_document, json_response, register_error_handlers
 from ingest.snapstart import register_after_restore, reseed_random
 
+if TYPE_CHECKING:  # boto3-stubs' types: development only, not deployed
+    from mypy_boto3_sqs import SQSClient
+
 # The function's Timeout in template.yaml (a unit test keeps the two equal), well inside API Gateway's
 # 29 s. The SQS call must end a second before it, so that a 503 with Retry-After still goes out.
 FUNCTION_TIMEOUT_S = 10
@@ -29,7 +32,7 @@ register_error_handlers(app)
 settings = ProducerSettings.from_env()
 
 
-def sqs_client() -> Any:
+def sqs_client() -> "SQSClient":
     # Fail fast when SQS does not answer: a 503 with Retry-After before the function times out, instead
     # of boto3's default of several attempts (seconds per request while SQS is away, which piles up
     # concurrent executions until requests time out with a 502/504 the client cannot retry safely).

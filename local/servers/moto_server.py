@@ -7,13 +7,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 
 from local.servers.process import ServerProcess, free_port
 from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.template import LOCAL_REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 class MotoServer:
@@ -35,7 +38,7 @@ class MotoServer:
     def stop(self) -> None:
         self.process.stop()
 
-    def secrets_manager(self) -> Any:
+    def secrets_manager(self) -> SecretsManagerClient:
         """A boto3 Secrets Manager client for this server."""
         return boto3.client(
             "secretsmanager",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -19,6 +19,9 @@ from local.servers.process import ServerProcess, ensure_port_free
 from local.sqs import QueueStore
 from local.template import LOCAL_REGION, REPO_ROOT
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 # What `python -m local.sqs --data DIR` keeps in DIR, and the line it prints once it listens.
 DATA_FILE = "sqs.sqlite3"
 ANNOUNCEMENT = re.compile(rb"local SQS listening on (http://\S+)")
@@ -26,7 +29,7 @@ ANNOUNCEMENT = re.compile(rb"local SQS listening on (http://\S+)")
 DUMMY_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
-def sqs_client(endpoint: str, timeout: float = 5, retries: int = 0) -> Any:
+def sqs_client(endpoint: str, timeout: float = 5, retries: int = 0) -> SQSClient:
     """A boto3 SQS client for a local endpoint; no retries by default, so an outage shows at once."""
     config = Config(
         connect_timeout=timeout,

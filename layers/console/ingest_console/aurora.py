@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not ship them
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_rds.literals import SourceTypeType
 
 
 class ClusterStateError(RuntimeError):
@@ -46,7 +50,7 @@ class Cluster:
         return self.status == "available" and all(member.status == "available" for member in self.members)
 
 
-def describe_cluster(rds: Any, cluster_id: str) -> Cluster:
+def describe_cluster(rds: RDSClient, cluster_id: str) -> Cluster:
     cluster = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
     members = []
     for member in cluster.get("DBClusterMembers", []):
@@ -72,10 +76,13 @@ def describe_cluster(rds: Any, cluster_id: str) -> Cluster:
     )
 
 
-def recent_events(rds: Any, cluster_id: str, since: datetime, members: list[Member]) -> list[dict[str, str]]:
+def recent_events(
+    rds: RDSClient, cluster_id: str, since: datetime, members: list[Member]
+) -> list[dict[str, str]]:
     """RDS events of the cluster and its instances since `since`, oldest first."""
     events: list[dict[str, str]] = []
-    sources = [("db-cluster", cluster_id)] + [("db-instance", member.instance_id) for member in members]
+    sources: list[tuple[SourceTypeType, str]] = [("db-cluster", cluster_id)]
+    sources += [("db-instance", member.instance_id) for member in members]
     pages = rds.get_paginator("describe_events")  # at most 100 events per answer
     for source_type, source_id in sources:
         for answer in pages.paginate(SourceType=source_type, SourceIdentifier=source_id, StartTime=since):
@@ -90,12 +97,12 @@ def recent_events(rds: Any, cluster_id: str, since: datetime, members: list[Memb
     return sorted(events, key=lambda event: event["time"])
 
 
-def fail_over(rds: Any, cluster_id: str) -> None:
+def fail_over(rds: RDSClient, cluster_id: str) -> None:
     cluster = describe_cluster(rds, cluster_id)
     if len(cluster.members) < 2:
         raise ClusterStateError(f"cluster {cluster_id} has no reader to fail over to")
     rds.failover_db_cluster(DBClusterIdentifier=cluster_id)
 
 
-def reboot_writer(rds: Any, cluster_id: str) -> None:
+def reboot_writer(rds: RDSClient, cluster_id: str) -> None:
     rds.reboot_db_instance(DBInstanceIdentifier=describe_cluster(rds, cluster_id).writer.instance_id)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -49,6 +49,10 @@ from ingest_console.contract import (
     restart_fault,
     run_prefix,
 )
+
+if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not ship them
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_sqs import SQSClient
 
 FAULTS = (
     failover_fault(
@@ -78,7 +82,7 @@ class AwsBackend:
 
     name: Literal["local", "aws"] = "aws"  # the protocol's type: its attribute is writable
 
-    def __init__(self, settings: ConsoleSettings, rds: Any, sqs: Any) -> None:
+    def __init__(self, settings: ConsoleSettings, rds: RDSClient, sqs: SQSClient) -> None:
         self.settings = settings
         self.rds = rds
         self.sqs = sqs

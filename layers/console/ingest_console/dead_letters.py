@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not ship them
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef, MessageTypeDef
 
 # How long a peeked message stays hidden while the next ones are read; they are made visible again at
 # the end of the peek (ChangeMessageVisibility 0), so this only bounds an interrupted peek.
@@ -30,7 +34,7 @@ class DeadLetter:
     sent_at_ms: int
 
 
-def message_count(sqs: Any, url: str) -> int:
+def message_count(sqs: SQSClient, url: str) -> int:
     """Messages in the queue, those hidden by a receive in progress too (a peek from another console
     tab or the ops CLI): a record being looked at is still dead-lettered."""
     attributes = sqs.get_queue_attributes(
@@ -41,7 +45,7 @@ def message_count(sqs: Any, url: str) -> int:
     )
 
 
-def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLetter]:
+def peek(sqs: SQSClient, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLetter]:
     """Up to `limit` dead-lettered messages, left in the queue and visible again when this returns.
 
     SQS has no read without receive: each message shown costs one receive (its ApproximateReceiveCount
@@ -52,7 +56,7 @@ def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLe
     """
     if not 0 <= wait_s <= LONGEST_WAIT_S:
         raise ValueError(f"a receive waits 0 to {LONGEST_WAIT_S} s, not {wait_s}")
-    held: list[dict[str, Any]] = []
+    held: list[MessageTypeDef] = []
     try:
         while len(held) < limit:
             received = sqs.receive_message(
@@ -70,7 +74,7 @@ def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLe
     return [_dead_letter(message) for message in held]
 
 
-def parked_among(sqs: Any, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:
+def parked_among(sqs: SQSClient, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:
     """Which of `request_ids` are parked in the dead-letter queue: a peek of up to `limit` messages, and
     no receive at all while the queue is empty (the usual case). The demo consoles ask this on every
     reconciliation, within their clients' short timeouts: the peek waits CONSOLE_PEEK_WAIT_S."""
@@ -80,16 +84,16 @@ def parked_among(sqs: Any, dead_letter_url: str, request_ids: set[str], limit: i
     return sorted({letter.request_id for letter in parked if letter.request_id in request_ids})
 
 
-def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+def _release(sqs: SQSClient, url: str, messages: list[MessageTypeDef]) -> None:
     for start in range(0, len(messages), 10):
-        entries = [
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
             {"Id": str(number), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
             for number, message in enumerate(messages[start : start + 10])
         ]
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
 
-def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+def _dead_letter(message: MessageTypeDef) -> DeadLetter:
     try:
         body = json.loads(message["Body"])
     except ValueError:

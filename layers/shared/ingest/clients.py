@@ -12,12 +12,17 @@ client, but importing boto3 also imports s3transfer, which no function uses (doc
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, overload
 
 # botocore is imported where a client is made: the reader imports this module and uses no AWS client.
+# The client types are the boto3-stubs packages' (development only: the layer does not ship them).
 if TYPE_CHECKING:
     import botocore.session
+    from botocore.client import BaseClient
     from botocore.config import Config
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 MAX_ATTEMPTS = 3  # the first try and two retries
 # SQS answers in tens of milliseconds; an attempt that takes seconds is better abandoned and retried.
@@ -47,7 +52,19 @@ def fail_fast_config(within_s: float) -> Config:
     )
 
 
-def aws_client(service: str, config: Config | None = None, region: str | None = None) -> Any:
+@overload
+def aws_client(
+    service: Literal["rds"], config: Config | None = None, region: str | None = None
+) -> RDSClient: ...
+@overload
+def aws_client(
+    service: Literal["secretsmanager"], config: Config | None = None, region: str | None = None
+) -> SecretsManagerClient: ...
+@overload
+def aws_client(
+    service: Literal["sqs"], config: Config | None = None, region: str | None = None
+) -> SQSClient: ...
+def aws_client(service: str, config: Config | None = None, region: str | None = None) -> BaseClient:
     """A low-level client of `service` (what boto3.client returns), credentials from the environment."""
     return _session().create_client(service, region_name=region, config=config)
 

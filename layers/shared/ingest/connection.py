@@ -7,13 +7,17 @@ import json
 import ssl
 import time
 from functools import cache, cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 from pymysql.constants import CLIENT, CR
 
 from ingest.config import ConfigurationError, DatabaseSettings, DbAuth, DbTls
 from ingest.retry import Deadline
+
+if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not ship them
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Server errors that mean "not now" rather than "never": the instance is shutting down or restarting,
 # read-only during a failover, the connection was cut, or a lock a later attempt will not meet.
@@ -239,7 +243,7 @@ def settings_label(settings: DatabaseSettings) -> str:
 
 
 @cache
-def _rds_client(region: str | None) -> Any:
+def _rds_client(region: str | None) -> RDSClient:
     # Imported here: a function with password authentication (the local stack) never needs it.
     from ingest.clients import aws_client
 
@@ -252,7 +256,7 @@ def forget_token_signer() -> None:
 
 
 @cache
-def _secrets_client(region: str | None) -> Any:
+def _secrets_client(region: str | None) -> SecretsManagerClient:
     from ingest.clients import aws_client
 
     return aws_client("secretsmanager", region=region)
@@ -262,6 +266,7 @@ def secret_password(settings: DatabaseSettings) -> str:
     """The password a login with DB_AUTH=secret sends, read from the secret at every login: RDS rotates
     the master user's password in its secret ("Password management with Amazon Aurora and AWS Secrets
     Manager", Aurora User Guide), so a copy kept since the last login may be stale."""
+    assert settings.secret_arn, "DatabaseSettings refuses DB_AUTH=secret without DB_SECRET_ARN"
     answer = _secrets_client(settings.region).get_secret_value(SecretId=settings.secret_arn)
     credentials = json.loads(answer["SecretString"])
     if credentials.get("username") != settings.user:

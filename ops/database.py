@@ -16,6 +16,10 @@ from ops.stack import OperatorError
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
+    from mypy_boto3_rds.type_defs import BlueGreenDeploymentTypeDef
+
+# A blue/green deployment in one of these statuses has failed: no wait brings it to the status awaited.
+BLUE_GREEN_FAILED = ("INVALID_CONFIGURATION", "SWITCHOVER_FAILED", "PROVISIONING_FAILED")
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,24 @@ def create_blue_green(rds: RDSClient, cluster: Cluster, target_version: str) -> 
         BlueGreenDeploymentName=name, Source=cluster.arn, TargetEngineVersion=target_version
     )["BlueGreenDeployment"]
     return str(deployment["BlueGreenDeploymentIdentifier"])
+
+
+def wait_for_blue_green(
+    rds: RDSClient, deployment_id: str, status: str, what: str, waiter: Waiter, timeout_s: float
+) -> BlueGreenDeploymentTypeDef:
+    """The deployment once RDS reports it in `status`; an error with RDS's StatusDetails if it fails."""
+
+    def in_status() -> BlueGreenDeploymentTypeDef | None:
+        found = rds.describe_blue_green_deployments(BlueGreenDeploymentIdentifier=deployment_id)
+        deployment = found["BlueGreenDeployments"][0]
+        if deployment["Status"] in BLUE_GREEN_FAILED:
+            raise OperatorError(
+                f"blue/green deployment {deployment_id}: {deployment.get('StatusDetails', '')}"
+            )
+        return deployment if deployment["Status"] == status else None
+
+    return waiter.until(what, in_status, timeout_s)
+
+
+def switch_over(rds: RDSClient, deployment_id: str) -> None:
+    rds.switchover_blue_green_deployment(BlueGreenDeploymentIdentifier=deployment_id)

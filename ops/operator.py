@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import boto3
 
 from ingest_console import aurora, dead_letters
+from ingest_console.queues import queue_depth
 from ops import alarms
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
@@ -75,11 +76,10 @@ class Operator:
         return alarms.firing(self.cloudwatch, self.stack.physical_ids_of_type("AWS::CloudWatch::Alarm"))
 
     def queue_state(self) -> dict[str, int]:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        queue = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        visible, in_flight = queue_depth(self.sqs, self.queue_url)
         return {
-            "visible": int(queue["ApproximateNumberOfMessages"]),
-            "in_flight": int(queue["ApproximateNumberOfMessagesNotVisible"]),
+            "visible": visible,
+            "in_flight": in_flight,
             "dead_lettered": dead_letters.message_count(self.sqs, self.dead_letter_url),
         }
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pymysql
 
+from ingest_console.queues import queue_depth
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
-from local.stack_queues import queue_depth
 
 SAMPLE_INTERVAL_S = 0.25
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ingest_console.queues import queue_depth
+
 # How long a peeked message stays hidden while the next ones are read; they are made visible again at
 # the end of the peek (ChangeMessageVisibility 0), so this only bounds an interrupted peek.
 PEEK_HOLD_S = 30
@@ -33,12 +35,7 @@ class DeadLetter:
 def message_count(sqs: Any, url: str) -> int:
     """Messages in the queue, those hidden by a receive in progress too (a peek from another console
     tab or the ops CLI): a record being looked at is still dead-lettered."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
+    return sum(queue_depth(sqs, url))
 
 
 def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLetter]:

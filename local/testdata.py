@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from local.api_gateway import proxy_event
+from local.event_source_mapping import SQS_EVENT_SOURCE
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:customer-ingest.fifo"
 
@@ -67,7 +68,7 @@ def sqs_record(body: dict | str, group: str | None = None, receive_count: int = 
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
+        "eventSource": SQS_EVENT_SOURCE,
         "eventSourceARN": QUEUE_ARN,
         "awsRegion": "us-east-1",
     }

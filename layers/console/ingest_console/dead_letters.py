@@ -47,6 +47,11 @@ def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLe
     group (the others stay locked behind it), which for this stack is the record that blocked its customer.
     Each receive long-polls up to `wait_s` seconds (0 to 20); the peek ends at the first that finds nothing.
     """
+    return [_dead_letter(message) for message in peek_messages(sqs, dead_letter_url, limit, wait_s)]
+
+
+def peek_messages(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[dict[str, Any]]:
+    """The messages `peek` shows, as ReceiveMessage returned them: for a reader of their bodies."""
     if not 0 <= wait_s <= LONGEST_WAIT_S:
         raise ValueError(f"a receive waits 0 to {LONGEST_WAIT_S} s, not {wait_s}")
     held: list[dict[str, Any]] = []
@@ -64,7 +69,7 @@ def peek(sqs: Any, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLe
             held.extend(received)
     finally:
         _release(sqs, dead_letter_url, held)
-    return [_dead_letter(message) for message in held]
+    return held
 
 
 def parked_among(sqs: Any, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:

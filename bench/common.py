@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.schema import apply_schema
+from ingest_console import ledger
 from local.servers import DatabaseEndpoint, PortInUseError, free_port
 from local.stack import Stack, StackOptions
 from local.template import shared_values
@@ -80,9 +81,9 @@ def truncate(server: DatabaseEndpoint, database: str) -> None:
 
 
 def count_records(server: DatabaseEndpoint, database: str) -> int:
-    with server.connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM customer_records")
-        return int(cursor.fetchone()[0])
+    """Rows in the ledger, every customer's."""
+    with server.connect(database) as connection:
+        return ledger.count_records(connection, customer_prefix="")
 
 
 # ---- realistic data --------------------------------------------------------------------------------

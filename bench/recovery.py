@@ -24,9 +24,9 @@ import pymysql
 
 from bench.common import progress, stack_on_free_ports
 from bench.drain import fill
+from ingest_console.queues import queue_depth
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
-from local.stack_queues import queue_depth
 
 # Outage lengths in seconds, by their key in reports/bench.json.
 OUTAGES = {"45s": 45, "300s": 300}

@@ -12,7 +12,6 @@ Run alone with `python -m bench.sqs` (prints the result as JSON; BENCH_QUICK=1 f
 import json
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local.servers import SqsEmulator, emulator_store, free_port, sqs_client
-from local.servers.process import ServerProcess, is_port_free
+from local.servers import SqsEmulator, emulator_store, sqs_client
+from local.servers.moto_server import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -63,22 +62,6 @@ def emulator(data_dir: str) -> Iterator[str]:
     server.start()
     try:
         yield server.endpoint
-    finally:
-        server.stop()
-
-
-@contextmanager
-def moto_server(workdir: str) -> Iterator[str]:
-    port = free_port()
-    server = ServerProcess("moto's server", Path(workdir) / "moto.log")
-    server.start(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        lambda: not is_port_free(port),
-        timeout=30,
-        poll_interval=0.05,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
 
@@ -178,8 +161,8 @@ def run(quick: bool = False) -> dict[str, float]:
             batch_rate = in_parallel(batch_sends, endpoint, queue_url, batch_messages, groups, "b")
             receive_delete_rate = in_parallel(receive_and_delete, endpoint, queue_url, received, groups, "")
 
-        with moto_server(data_dir) as endpoint:
-            sqs = sqs_client(endpoint)
+        with moto_server(Path(data_dir)) as moto:
+            sqs = sqs_client(moto.endpoint)
             queue_url = sqs.create_queue(QueueName=QUEUE_NAME, Attributes={"FifoQueue": "true"})["QueueUrl"]
             batch_sends(sqs, queue_url, moto_depth, groups, "p")
             moto_send_rate = single_sends(sqs, queue_url, moto_sends, groups, "s")

@@ -51,7 +51,7 @@ def proxy_event(
     query: str,
     headers: list[tuple[str, str]],
     body: bytes,
-    route: Route,
+    resource: str,
     path_parameters: dict[str, str],
     source_ip: str,
 ) -> dict:
@@ -68,7 +68,7 @@ def proxy_event(
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
     return {
-        "resource": route.resource,
+        "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": single or None,
@@ -79,7 +79,7 @@ def proxy_event(
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local",
-            "resourcePath": route.resource,
+            "resourcePath": resource,
             "httpMethod": method,
             "extendedRequestId": request_id,
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
@@ -192,7 +192,7 @@ class ApiGateway:
             parts.query,
             list(request.headers.items()),
             body,
-            route,
+            route.resource,
             parameters,
             request.client_address[0],
         )

@@ -44,10 +44,10 @@ from ingest_console.contract import (
     restart_fault,
     run_prefix,
 )
+from ingest_console.queues import queue_depth
 from local import faults as fault_steps
 from local.servers import MariaDB, sqs_client
 from local.stack import DATABASE, Stack
-from local.stack_queues import queue_depth
 
 log = logging.getLogger("local.console")
 

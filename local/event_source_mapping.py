@@ -32,6 +32,8 @@ log = logging.getLogger("local.event_source_mapping")
 
 # Lambda long-polls for 20 s; a shorter wait lets Ctrl-C stop the stack without a pause.
 WAIT_TIME_SECONDS = 2
+# The eventSource of every record Lambda's SQS event source mapping delivers.
+SQS_EVENT_SOURCE = "aws:sqs"
 
 
 @dataclass
@@ -75,7 +77,7 @@ def lambda_record(message: MessageTypeDef, queue_arn: str) -> dict[str, Any]:
             for name, value in message.get("MessageAttributes", {}).items()
         },
         "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
-        "eventSource": "aws:sqs",
+        "eventSource": SQS_EVENT_SOURCE,
         "eventSourceARN": queue_arn,
         "awsRegion": LOCAL_REGION,
     }

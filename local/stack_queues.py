@@ -72,16 +72,5 @@ def _queue_arn(client: SQSClient, url: str) -> str:
     return str(attributes["QueueArn"])
 
 
-def queue_depth(client: SQSClient, url: str) -> tuple[int, int]:
-    """(visible, in flight) messages, as SQS approximates them."""
-    attributes = client.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def external_endpoint() -> str | None:
     return os.environ.get(EXTERNAL_ENDPOINT_VARIABLE) or None

@@ -8,6 +8,9 @@ import json
 import uuid
 from typing import Any
 
+from local.api_gateway import proxy_event
+from local.event_source_mapping import SQS_EVENT_SOURCE
+
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:customer-ingest.fifo"
 
 
@@ -20,35 +23,18 @@ def api_event(
     path_parameters: dict[str, str] | None = None,
     base64_body: bool = False,
 ) -> dict[str, Any]:
+    """API Gateway's proxy event of the request, its caller signed in to the user pool as user-1."""
     if isinstance(body, dict):
         body = json.dumps(body)
-    if body is not None and base64_body:
-        body = base64.b64encode(body.encode()).decode()
     headers = {"Content-Type": "application/json", **(headers or {})}
-    return {
-        "resource": resource or path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource or path,
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": str(uuid.uuid4()),
-            "accountId": "123456789012",
-            "apiId": "abcdef1234",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
-            "authorizer": {"claims": {"sub": "user-1"}},
-        },
-        "body": body,
-        "isBase64Encoded": base64_body,
-    }
+    encoded = body.encode() if body is not None else b""
+    event = proxy_event(
+        method, path, "", list(headers.items()), encoded, resource or path, path_parameters or {}, "127.0.0.1"
+    )
+    if base64_body and body is not None:
+        event["body"], event["isBase64Encoded"] = base64.b64encode(encoded).decode(), True
+    event["requestContext"]["authorizer"] = {"claims": {"sub": "user-1"}}
+    return event
 
 
 def queue_message(
@@ -82,7 +68,7 @@ def sqs_record(body: dict | str, group: str | None = None, receive_count: int = 
         },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
+        "eventSource": SQS_EVENT_SOURCE,
         "eventSourceARN": QUEUE_ARN,
         "awsRegion": "us-east-1",
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 import boto3
 
 from ingest_console import aurora, dead_letters
+from ingest_console.queues import queue_depth
 from ops import alarms
 from ops.progress import Waiter
 from ops.stack import OperatorError, StackTargets, describe_stack
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeFilterType
     from mypy_boto3_sts import STSClient
     from mypy_boto3_wafv2 import WAFV2Client
     from mypy_boto3_xray import XRayClient
@@ -126,14 +126,10 @@ class Operator:
         return alarms.firing(self.cloudwatch, self.stack.physical_ids_of_type("AWS::CloudWatch::Alarm"))
 
     def queue_state(self) -> dict[str, int]:
-        names: list[QueueAttributeFilterType] = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-        ]
-        queue = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        visible, in_flight = queue_depth(self.sqs, self.queue_url)
         return {
-            "visible": int(queue["ApproximateNumberOfMessages"]),
-            "in_flight": int(queue["ApproximateNumberOfMessagesNotVisible"]),
+            "visible": visible,
+            "in_flight": in_flight,
             "dead_lettered": dead_letters.message_count(self.sqs, self.dead_letter_url),
         }
 

@@ -31,6 +31,16 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 
+def received_once(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message waiting in the queue at `url`, received (and so hidden for a minute) once."""
+    received: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
+    ).get("Messages"):
+        received.extend(batch)
+    return received
+
+
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext(function_name="test-function")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import pymysql
 
+from ingest_console import ledger
+from ingest_console.queues import queue_depth
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
-from local.stack_queues import queue_depth
 
 SAMPLE_INTERVAL_S = 0.25
 
@@ -61,12 +62,9 @@ class Monitor:
 
     def _committed(self) -> int | None:
         try:
-            with (
-                self.stack.writer.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection,
-                connection.cursor() as cursor,
-            ):
-                cursor.execute("SELECT COUNT(*) FROM customer_records")
-                return cursor.fetchone()[0]
+            writer = self.stack.writer
+            with writer.connect(database=DATABASE, connect_timeout=1, read_timeout=2) as connection:
+                return ledger.count_records(connection, customer_prefix="")
         except pymysql.MySQLError:
             return None
 

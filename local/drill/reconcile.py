@@ -12,11 +12,14 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from ingest_console import ledger
+from ingest_console import dead_letters, ledger
 from ingest_console.ledger import percentile
 from local.drill.traffic import Request
 from local.servers import sqs_client
 from local.stack import DATABASE, Stack
+
+# A long poll answers as soon as the local queue holds a message: one empty receive is the end.
+DEAD_LETTER_WAIT_S = 1
 
 
 @dataclass(frozen=True)
@@ -42,23 +45,12 @@ def stale_profiles(stack: Stack, customer_prefix: str = "") -> int:
         return ledger.stale_profiles(connection, customer_prefix)
 
 
-def dead_lettered_keys(stack: Stack) -> list[str]:
-    """Drill keys of the messages in the dead-letter queue (received and left there)."""
+def dead_lettered_keys(stack: Stack, limit: int) -> list[str]:
+    """Drill keys of up to `limit` messages in the dead-letter queue, peeked and left there."""
     client = sqs_client(stack.queues.endpoint, retries=3)
-    keys: list[str] = []
-    empty_receives = 0
-    while empty_receives < 2:
-        messages = client.receive_message(
-            QueueUrl=stack.queues.dead_letter_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=600,
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        empty_receives = 0 if messages else empty_receives + 1
-        for message in messages:
-            payload = json.loads(message["Body"]).get("payload", {})
-            keys.append(payload.get("attributes", {}).get("drill_key"))
-    return keys
+    messages = dead_letters.peek_messages(client, stack.queues.dead_letter_url, limit, DEAD_LETTER_WAIT_S)
+    payloads = [json.loads(message["Body"]).get("payload", {}) for message in messages]
+    return [payload.get("attributes", {}).get("drill_key") for payload in payloads]
 
 
 def is_rejected_as_invalid(request: Request) -> bool:
@@ -67,7 +59,7 @@ def is_rejected_as_invalid(request: Request) -> bool:
 
 def reconcile(stack: Stack, requests: list[Request]) -> dict:
     rows = database_rows(stack)
-    dead_letter = dead_lettered_keys(stack)
+    dead_letter = dead_lettered_keys(stack, limit=len(requests))
     keyed_rows = [row for row in rows if row.drill_key is not None]
     stored_keys = {row.drill_key for row in keyed_rows}
     handed_over = [request for request in requests if not is_rejected_as_invalid(request)]

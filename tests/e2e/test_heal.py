@@ -20,12 +20,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingest_console.queues import queue_depth
 from local.drill.reconcile import database_rows
 from local.drill.traffic import Request, TrafficGenerator
 from local.lambda_runtime import FunctionPool, WorkerProcess
 from local.servers import sqs_client
 from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack
-from local.stack_queues import queue_depth
 from local.supervisor import Supervisor
 from tests.e2e.conftest import options_on_free_ports
 from tests.e2e.test_stack import call, wait_for

@@ -11,10 +11,10 @@ from functools import partial
 
 import pytest
 
+from ingest_console.queues import queue_depth
 from local.servers import sqs_client
 from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.stack import DATABASE, Stack, StackOptions
-from local.stack_queues import queue_depth
 from local.template import LOCAL_REGION
 from ops.cli import main
 from tests.e2e.test_stack import call, committed_record, wait_for

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from local.template import Template
+from tests.conftest import received_once
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,7 @@ class Queues:
 
     def messages(self, url: str) -> list[dict[str, Any]]:
         """Every message waiting in the queue at `url`, received (and so hidden) once."""
-        received: list[dict[str, Any]] = []
-        while batch := self.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
-        ).get("Messages"):
-            received.extend(batch)
-        return received
+        return received_once(self.sqs, url)
 
 
 @pytest.fixture

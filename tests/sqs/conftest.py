@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local.servers import SqsEmulator, sqs_client
+from local.servers.moto_server import moto_server
 from local.template import REPO_ROOT as ROOT
 
 __all__ = ["ROOT", "sqs_client", "start_emulator"]  # what the SQS tests import from here
@@ -31,12 +31,9 @@ def emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server.endpoint
 
 
 @pytest.fixture(params=["moto", "emulator"])

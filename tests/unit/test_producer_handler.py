@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from ingest.models import MAX_BODY_BYTES
 from local.testdata import api_event
-from tests.conftest import load_handler
+from tests.conftest import load_handler, received_once
 
 VALID = {
     "customer_id": "cust-001",
@@ -50,15 +50,6 @@ def post(producer, context, body, headers=None, **kwargs):
     return response["statusCode"], json.loads(response["body"]), response
 
 
-def drain(sqs, queue_url) -> list[dict]:
-    messages = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
-    ).get("Messages"):
-        messages.extend(batch)
-    return messages
-
-
 def test_valid_post_is_enqueued_then_answered_202(producer, sqs, queue_url, lambda_context):
     # WHEN a valid customer is posted
     status, body, _ = post(producer, lambda_context, VALID)
@@ -68,7 +59,7 @@ def test_valid_post_is_enqueued_then_answered_202(producer, sqs, queue_url, lamb
     assert body["status"] == "accepted"
     assert body["customer_id"] == "cust-001"
     # AND exactly one message is in the queue: grouped by customer, deduplicated by request id
-    [message] = drain(sqs, queue_url)
+    [message] = received_once(sqs, queue_url)
     assert message["Attributes"]["MessageGroupId"] == "cust-001"
     assert message["Attributes"]["MessageDeduplicationId"] == body["request_id"]
     sent = json.loads(message["Body"])
@@ -90,7 +81,7 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_same_request_id_and_one_
     # THEN the retry is answered with the same request_id, and the queue holds one message
     assert status == 202
     assert second["request_id"] == first["request_id"]
-    assert len(drain(sqs, queue_url)) == 1
+    assert len(received_once(sqs, queue_url)) == 1
 
 
 def test_the_same_idempotency_key_from_another_caller_is_another_request(producer, lambda_context):
@@ -111,7 +102,7 @@ def test_without_a_key_every_request_is_new(producer, sqs, queue_url, lambda_con
     _, first, _ = post(producer, lambda_context, VALID)
     _, second, _ = post(producer, lambda_context, VALID)
     assert first["request_id"] != second["request_id"]
-    assert len(drain(sqs, queue_url)) == 2
+    assert len(received_once(sqs, queue_url)) == 2
 
 
 def test_when_sqs_fails_the_answer_is_503_with_retry_after(monkeypatch, sqs, lambda_context):
@@ -172,14 +163,14 @@ def test_bad_input_gets_400_naming_the_field_and_nothing_is_enqueued(
     assert reply["error"]["code"] == code
     assert reply["error"]["field"] == field
     assert reply["error"]["message"]
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []
 
 
 def test_wrong_content_type_gets_415(producer, sqs, queue_url, lambda_context):
     status, reply, _ = post(producer, lambda_context, VALID, {"Content-Type": "text/plain"})
     assert status == 415
     assert reply["error"]["field"] == "Content-Type"
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []
 
 
 def test_oversize_body_gets_413(producer, sqs, queue_url, lambda_context):
@@ -187,20 +178,20 @@ def test_oversize_body_gets_413(producer, sqs, queue_url, lambda_context):
     status, reply, _ = post(producer, lambda_context, body)
     assert status == 413
     assert reply["error"]["code"] == "body_too_large"
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []
 
 
 def test_invalid_idempotency_key_gets_400(producer, sqs, queue_url, lambda_context):
     status, reply, _ = post(producer, lambda_context, VALID, {"Idempotency-Key": "has spaces and ;"})
     assert status == 400
     assert reply["error"]["field"] == "Idempotency-Key"
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []
 
 
 def test_base64_body_is_accepted(producer, sqs, queue_url, lambda_context):
     status, _, _ = post(producer, lambda_context, VALID, base64_body=True)
     assert status == 202
-    assert json.loads(drain(sqs, queue_url)[0]["Body"])["payload"] == VALID
+    assert json.loads(received_once(sqs, queue_url)[0]["Body"])["payload"] == VALID
 
 
 def test_charset_parameter_in_content_type_is_fine(producer, lambda_context):
@@ -224,7 +215,7 @@ def test_a_key_reused_for_different_data_makes_a_new_request_instead_of_dropping
     # THEN the retry is the same request, and the other data is a request of its own, both enqueued
     assert retry["request_id"] == first["request_id"]
     assert other["request_id"] != first["request_id"]
-    assert len(drain(sqs, queue_url)) == 2
+    assert len(received_once(sqs, queue_url)) == 2
 
 
 def test_an_assumed_role_keeps_its_keys_when_its_session_changes(producer, lambda_context):
@@ -318,7 +309,7 @@ def test_a_body_that_could_not_be_stored_as_sent_gets_400_naming_the_field(
     # THEN 400 names the field and the problem, and nothing is enqueued
     assert (status, reply["error"]["code"], reply["error"]["field"]) == (400, code, field)
     assert reply["error"]["message"].startswith(f"{field}: ")
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []
 
 
 @pytest.mark.parametrize(
@@ -353,7 +344,7 @@ def test_values_at_the_edge_of_what_is_accepted_are_enqueued_as_sent(
 
     # THEN it is accepted and the queued payload holds the same value
     assert status == 202
-    [message] = drain(sqs, queue_url)
+    [message] = received_once(sqs, queue_url)
     assert json.loads(message["Body"])["payload"]["attributes"]["a"] == stored
 
 
@@ -365,4 +356,4 @@ def test_an_idempotency_key_with_a_trailing_newline_gets_400_naming_the_header(
 
     # THEN the whole key must match, and the error names the header
     assert (status, reply["error"]["field"]) == (400, "Idempotency-Key")
-    assert drain(sqs, queue_url) == []
+    assert received_once(sqs, queue_url) == []

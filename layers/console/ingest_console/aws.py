@@ -49,6 +49,7 @@ from ingest_console.contract import (
     restart_fault,
     run_prefix,
 )
+from ingest_console.queues import queue_depth
 
 if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not ship them
     from mypy_boto3_rds import RDSClient
@@ -241,17 +242,14 @@ class AwsBackend:
 
     def _queue_state(self) -> QueueState:
         try:
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=self.settings.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
+            visible, in_flight = queue_depth(self.sqs, self.settings.queue_url)
             dead_letter = dead_letters.message_count(self.sqs, self.settings.dead_letter_queue_url)
         except (BotoCoreError, ClientError) as error:
             logger.warning("queue attributes unavailable", error=type(error).__name__)
             return QueueState(visible=None, in_flight=None, dead_letter=None, oldest_age_s=None)
         return QueueState(
-            visible=int(attributes["ApproximateNumberOfMessages"]),
-            in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            visible=visible,
+            in_flight=in_flight,
             dead_letter=dead_letter,
             oldest_age_s=None,
         )

@@ -11,6 +11,8 @@ if TYPE_CHECKING:  # boto3-stubs' types: development only, the layer does not sh
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef, MessageTypeDef
 
+from ingest_console.queues import queue_depth
+
 # How long a peeked message stays hidden while the next ones are read; they are made visible again at
 # the end of the peek (ChangeMessageVisibility 0), so this only bounds an interrupted peek.
 PEEK_HOLD_S = 30
@@ -37,12 +39,7 @@ class DeadLetter:
 def message_count(sqs: SQSClient, url: str) -> int:
     """Messages in the queue, those hidden by a receive in progress too (a peek from another console
     tab or the ops CLI): a record being looked at is still dead-lettered."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
+    return sum(queue_depth(sqs, url))
 
 
 def peek(sqs: SQSClient, dead_letter_url: str, limit: int, wait_s: int) -> list[DeadLetter]:
@@ -54,6 +51,11 @@ def peek(sqs: SQSClient, dead_letter_url: str, limit: int, wait_s: int) -> list[
     group (the others stay locked behind it), which for this stack is the record that blocked its customer.
     Each receive long-polls up to `wait_s` seconds (0 to 20); the peek ends at the first that finds nothing.
     """
+    return [_dead_letter(message) for message in peek_messages(sqs, dead_letter_url, limit, wait_s)]
+
+
+def peek_messages(sqs: SQSClient, dead_letter_url: str, limit: int, wait_s: int) -> list[MessageTypeDef]:
+    """The messages `peek` shows, as ReceiveMessage returned them: for a reader of their bodies."""
     if not 0 <= wait_s <= LONGEST_WAIT_S:
         raise ValueError(f"a receive waits 0 to {LONGEST_WAIT_S} s, not {wait_s}")
     held: list[MessageTypeDef] = []
@@ -71,7 +73,7 @@ def peek(sqs: SQSClient, dead_letter_url: str, limit: int, wait_s: int) -> list[
             held.extend(received)
     finally:
         _release(sqs, dead_letter_url, held)
-    return [_dead_letter(message) for message in held]
+    return held
 
 
 def parked_among(sqs: SQSClient, dead_letter_url: str, request_ids: set[str], limit: int) -> list[str]:

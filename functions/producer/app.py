@@ -9,9 +9,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.api import RequestError, Unavailable
 from ingest.clients import aws_client, fail_fast_config, forget_credentials
 from ingest.config import ProducerSettings
+from ingest.errors import RequestError, Unavailable
 from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_document, json_response, register_error_handlers
 from ingest.snapstart import register_after_restore, reseed_random

@@ -28,7 +28,7 @@ from tests.conftest import load_handler
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
-    from tests.conftest import TestDatabase
+    from tests.conftest import FreshDatabase
     from tests.integration.conftest import Queues
 
 TEMPLATE = Template()
@@ -252,7 +252,7 @@ def metric_values(stdout: str) -> dict[str, list[float]]:
 
 @pytest.fixture
 def emitted(
-    test_database: TestDatabase,
+    fresh_database: FreshDatabase,
     queues: Queues,
     response_url: tuple[str, list[dict[str, Any]]],
     lambda_context: LambdaContext,
@@ -275,7 +275,7 @@ def emitted(
     queues.sqs.delete_queue(QueueUrl=queues.queue_url)  # SQS refuses the next message
     assert invoke("producer", producer, sample("producer-valid-post.json"))["statusCode"] == 503
 
-    consumer = load_handler("consumer", monkeypatch, {**test_database.env, **queues.env}).handler
+    consumer = load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env}).handler
     for event in (
         sample("consumer-batch-two-customers.json"),
         sample("consumer-redelivered.json"),
@@ -285,28 +285,32 @@ def emitted(
         invoke("consumer", consumer, event)
     unreachable = {"DB_PORT": str(closed_port()), "DB_CONNECT_TIMEOUT": "1"}
     consumer = load_handler(
-        "consumer", monkeypatch, {**test_database.env, **queues.env, **unreachable}
+        "consumer", monkeypatch, {**fresh_database.env, **queues.env, **unreachable}
     ).handler
     invoke("consumer", consumer, sample("consumer-batch-two-customers.json"))
 
-    reader = load_handler("reader", monkeypatch, test_database.env).handler
+    reader = load_handler("reader", monkeypatch, fresh_database.env).handler
     invoke("reader", reader, sample("reader-get-customer-found.json"))
 
     url, _ = response_url
     migrator = load_handler(
         "migrator",
         monkeypatch,
-        {**test_database.env, "APP_DB_USER": "ingest_app_metrics", "READER_DB_USER": "ingest_reader_metrics"},
+        {
+            **fresh_database.env,
+            "APP_DB_USER": "ingest_app_metrics",
+            "READER_DB_USER": "ingest_reader_metrics",
+        },
     )
     # MariaDB lacks Aurora's AWSAuthenticationPlugin: with it the migration fails; a built-in plugin
     # stands in for a migration that succeeds.
     create = {**sample("migrator-create.json"), "ResponseURL": url}
     invoke("migrator", migrator.handler, create)
-    monkeypatch.setattr(migrator, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    monkeypatch.setattr(migrator, "FUNCTION_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
     try:
         invoke("migrator", migrator.handler, create)
     finally:
-        with test_database.server.connect() as connection, connection.cursor() as cursor:
+        with fresh_database.server.connect() as connection, connection.cursor() as cursor:
             for user in ("ingest_app_metrics", "ingest_reader_metrics"):
                 cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
     return found
@@ -326,7 +330,7 @@ def test_the_handlers_emit_the_catalogued_metrics_under_the_templates_namespace_
 
 
 def test_the_consumer_emits_only_the_counts_that_are_not_zero(
-    test_database: TestDatabase,
+    fresh_database: FreshDatabase,
     queues: Queues,
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -334,7 +338,7 @@ def test_the_consumer_emits_only_the_counts_that_are_not_zero(
     # GIVEN the consumer with the template's Powertools environment
     for name, value in function_powertools_environment().items():
         monkeypatch.setenv(name, value)
-    consumer = load_handler("consumer", monkeypatch, {**test_database.env, **queues.env}).handler
+    consumer = load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env}).handler
 
     def metrics_of(event: dict[str, Any]) -> dict[str, list[float]]:
         with redirect_stdout(io.StringIO()) as stdout:

@@ -45,7 +45,7 @@ def migrator_env(server) -> dict[str, str]:
 def load_migrator(monkeypatch, env):
     module = load_handler("migrator", monkeypatch, env)
     # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
-    monkeypatch.setattr(module, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    monkeypatch.setattr(module, "FUNCTION_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
     return module
 
 

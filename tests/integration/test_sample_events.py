@@ -20,7 +20,7 @@ from tests.conftest import load_handler
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
-    from tests.conftest import DatabaseServer, TestDatabase
+    from tests.conftest import DatabaseServer, FreshDatabase
     from tests.integration.conftest import Queues
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -113,8 +113,8 @@ def test_producer_idempotent_retry_names_the_same_request_and_queues_it_once(
 
 
 @pytest.fixture
-def consumer(test_database: TestDatabase, queues: Queues, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_handler("consumer", monkeypatch, {**test_database.env, **queues.env})
+def consumer(fresh_database: FreshDatabase, queues: Queues, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env})
 
 
 @pytest.fixture
@@ -126,21 +126,25 @@ def stored_sample_batch(consumer: ModuleType, lambda_context: LambdaContext) -> 
     return consumer
 
 
-def ledger(test_database: TestDatabase) -> list[tuple[Any, ...]]:
-    return test_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
+def ledger(fresh_database: FreshDatabase) -> list[tuple[Any, ...]]:
+    return fresh_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
 
 
 @checks("consumer-batch-two-customers.json")
 def test_consumer_batch_of_two_customers_stores_every_record_and_the_newer_profile(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # WHEN the batch of two customers is handled
     response = consumer.handler(sample("consumer-batch-two-customers.json"), lambda_context)
 
     # THEN nothing failed, every record is stored once, and cust-0001's profile is its newer record
     assert response == {"batchItemFailures": []}
-    assert ledger(test_database) == [(OLDER_ADA, "cust-0001"), (GRACE, "cust-0002"), (NEWER_ADA, "cust-0001")]
-    assert test_database.query("SELECT customer_id, request_id FROM customers ORDER BY customer_id") == [
+    assert ledger(fresh_database) == [
+        (OLDER_ADA, "cust-0001"),
+        (GRACE, "cust-0002"),
+        (NEWER_ADA, "cust-0001"),
+    ]
+    assert fresh_database.query("SELECT customer_id, request_id FROM customers ORDER BY customer_id") == [
         ("cust-0001", NEWER_ADA),
         ("cust-0002", GRACE),
     ]
@@ -148,22 +152,26 @@ def test_consumer_batch_of_two_customers_stores_every_record_and_the_newer_profi
 
 @checks("consumer-redelivered.json")
 def test_consumer_redelivered_record_is_a_duplicate_that_succeeds(
-    stored_sample_batch, test_database, lambda_context
+    stored_sample_batch, fresh_database, lambda_context
 ):
     # GIVEN the sample batch is stored; WHEN its first record is delivered again
     response = stored_sample_batch.handler(sample("consumer-redelivered.json"), lambda_context)
 
     # THEN it succeeds (so SQS deletes it), and the ledger and the profile are unchanged
     assert response == {"batchItemFailures": []}
-    assert ledger(test_database) == [(OLDER_ADA, "cust-0001"), (GRACE, "cust-0002"), (NEWER_ADA, "cust-0001")]
-    assert test_database.query("SELECT request_id FROM customers WHERE customer_id = 'cust-0001'") == [
+    assert ledger(fresh_database) == [
+        (OLDER_ADA, "cust-0001"),
+        (GRACE, "cust-0002"),
+        (NEWER_ADA, "cust-0001"),
+    ]
+    assert fresh_database.query("SELECT request_id FROM customers WHERE customer_id = 'cust-0001'") == [
         (NEWER_ADA,)
     ]
 
 
 @pytest.fixture
-def reader(test_database: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_handler("reader", monkeypatch, test_database.env)
+def reader(fresh_database: FreshDatabase, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return load_handler("reader", monkeypatch, fresh_database.env)
 
 
 @checks("reader-get-customer-found.json")
@@ -225,7 +233,7 @@ def migrator(
     }
     handler = load_handler("migrator", monkeypatch, env)
     # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
-    monkeypatch.setattr(handler, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    monkeypatch.setattr(handler, "FUNCTION_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
 
     def invoke(name: str) -> dict[str, Any]:
         return handler.handler({**sample(name), "ResponseURL": url}, lambda_context)

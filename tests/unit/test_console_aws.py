@@ -14,8 +14,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ingest.api import InvalidInput, Unavailable
 from ingest.config import DatabaseSettings
+from ingest.errors import InvalidInput, Unavailable
 from ingest_console.aws import EVENTS_OVERLAP, AwsBackend
 from ingest_console.config import ConsoleSettings
 from ingest_console.contract import Conflict, FaultInProgress, ReconcileRequest

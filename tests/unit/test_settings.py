@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, fail_fast_config, worst_case_s
 from ingest.config import (
     AMAZON_TRUST_ROOTS,
@@ -15,6 +14,7 @@ from ingest.config import (
     ProducerSettings,
     ReaderSettings,
 )
+from ingest.errors import API_GATEWAY_TIMEOUT_S
 from local.template import Template
 from tests.conftest import load_handler
 

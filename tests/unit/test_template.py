@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from ingest.api import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
 from ingest.config import ReaderSettings
 from ingest.connection import worst_case_s
+from ingest.errors import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
 from local.template import TEMPLATE_PATH, Template, TemplateError, shared_values
 
 ROOT = TEMPLATE_PATH.parent
@@ -377,7 +377,7 @@ def test_consumer_polls_and_backs_off_on_its_queue_and_sends_only_to_the_dead_le
 def test_only_the_migrator_reads_the_master_secret_and_logs_in_with_it_straight_to_the_cluster(resources):
     """GIVEN the master user's RDS-managed secret THEN the schema migrator alone may read it, through an
     endpoint that allows that one call on that one secret, and logs in with it to the cluster's writer;
-    the proxy and the other functions never touch it, and the app users have no password at all."""
+    the proxy and the other functions never touch it, and the two function users have no password at all."""
     master_secret = {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
     assert _actions(resources, "SchemaMigratorFunctionRole")["secretsmanager:GetSecretValue"] == [
         master_secret
@@ -398,7 +398,7 @@ def test_only_the_migrator_reads_the_master_secret_and_logs_in_with_it_straight_
         "verify",
     )
     assert "DB_PASSWORD" not in migrator
-    # End-to-end IAM: the proxy itself logs in as the app users with a token.
+    # End-to-end IAM: the proxy itself logs in as the two function users with a token.
     app, reader = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
     assert app["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
     assert reader["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${ReaderDatabaseUser}")

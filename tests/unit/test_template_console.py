@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.config import DatabaseSettings
 from ingest.connection import worst_case_s
+from ingest.errors import API_GATEWAY_TIMEOUT_S
 from local.template import TEMPLATE_PATH, Template
 from tests.deployed_template import rendered
 from tests.unit.test_template import TRACING_AND_VPC_ACTIONS, _cfn_lint

@@ -27,8 +27,8 @@ from local.servers import sqs_client
 from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack
 from local.stack_queues import queue_depth
 from local.supervisor import Supervisor
+from tests.e2e.api_client import call, wait_for
 from tests.e2e.conftest import options_on_free_ports
-from tests.e2e.test_stack import call, wait_for
 
 pytestmark = pytest.mark.slow
 

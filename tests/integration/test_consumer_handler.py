@@ -18,7 +18,7 @@ from local.lambda_runtime import LambdaContext
 from local.servers import database_env
 from local.testdata import failed_ids, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
-from tests.integration.test_metrics_alarms import metric_values
+from tests.emf import metric_values
 
 T0 = 1_764_000_000_000_000  # microseconds
 

@@ -16,7 +16,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
-from contextlib import redirect_stdout, suppress
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,8 @@ import pytest
 
 from local.template import Template
 from tests.conftest import load_handler
+from tests.emf import metric_values
+from tests.migrator import STAND_IN_AUTHENTICATION, migrator_env
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
@@ -237,19 +239,6 @@ def poison_record_on_receive(receive_count: int) -> dict[str, Any]:
     return event
 
 
-def metric_values(stdout: str) -> dict[str, list[float]]:
-    """Metric name -> its values in the EMF documents of a captured stdout."""
-    values: dict[str, list[float]] = {}
-    for line in stdout.splitlines():
-        with suppress(json.JSONDecodeError):
-            document = json.loads(line)
-            if isinstance(document, dict) and "_aws" in document:
-                for directive in document["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        values[metric["Name"]] = document[metric["Name"]]
-    return values
-
-
 @pytest.fixture
 def emitted(
     fresh_database: FreshDatabase,
@@ -293,20 +282,15 @@ def emitted(
     invoke("reader", reader, sample("reader-get-customer-found.json"))
 
     url, _ = response_url
-    migrator = load_handler(
-        "migrator",
-        monkeypatch,
-        {
-            **fresh_database.env,
-            "APP_DB_USER": "ingest_app_metrics",
-            "READER_DB_USER": "ingest_reader_metrics",
-        },
+    env = migrator_env(
+        fresh_database.server, fresh_database.name, "ingest_app_metrics", "ingest_reader_metrics"
     )
+    migrator = load_handler("migrator", monkeypatch, env)
     # MariaDB lacks Aurora's AWSAuthenticationPlugin: with it the migration fails; a built-in plugin
     # stands in for a migration that succeeds.
     create = {**sample("migrator-create.json"), "ResponseURL": url}
     invoke("migrator", migrator.handler, create)
-    monkeypatch.setattr(migrator, "FUNCTION_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    monkeypatch.setattr(migrator, "FUNCTION_USER_AUTHENTICATION", STAND_IN_AUTHENTICATION)
     try:
         invoke("migrator", migrator.handler, create)
     finally:

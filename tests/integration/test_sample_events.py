@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import load_handler
+from tests.migrator import load_migrator, migrator_env
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
-    from tests.conftest import DatabaseServer, FreshDatabase
+    from local.servers import DatabaseEndpoint
+    from tests.conftest import FreshDatabase
     from tests.integration.conftest import Queues
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -210,7 +212,7 @@ def test_reader_answers_404_for_an_unknown_record(reader, lambda_context):
 
 @pytest.fixture
 def migrator(
-    database_server: DatabaseServer,
+    database_server: DatabaseEndpoint,
     response_url: tuple[str, list[dict[str, Any]]],
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -220,20 +222,7 @@ def migrator(
     url, received = response_url
     suffix = uuid.uuid4().hex[:8]
     database, app_user, reader_user = f"sample_{suffix}", f"app_{suffix}", f"reader_{suffix}"
-    env = {
-        "DB_HOST": database_server.host,
-        "DB_PORT": str(database_server.port),
-        "DB_NAME": database,
-        "DB_USER": database_server.user,
-        "DB_PASSWORD": database_server.password,
-        "DB_AUTH": "password",
-        "DB_TLS": "off",
-        "APP_DB_USER": app_user,
-        "READER_DB_USER": reader_user,
-    }
-    handler = load_handler("migrator", monkeypatch, env)
-    # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
-    monkeypatch.setattr(handler, "FUNCTION_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    handler = load_migrator(monkeypatch, migrator_env(database_server, database, app_user, reader_user))
 
     def invoke(name: str) -> dict[str, Any]:
         return handler.handler({**sample(name), "ResponseURL": url}, lambda_context)
@@ -247,7 +236,7 @@ def migrator(
             cursor.execute(f"DROP USER IF EXISTS '{reader_user}'@'%'")
 
 
-def tables_of(database_server: DatabaseServer, database: str) -> list[str]:
+def tables_of(database_server: DatabaseEndpoint, database: str) -> list[str]:
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,)

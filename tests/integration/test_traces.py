@@ -28,8 +28,8 @@ from local.lambda_runtime import LambdaContext
 from local.template import REPO_ROOT
 from local.testdata import api_event, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
-from tests.integration.test_migrator_handler import custom_resource_event, load_migrator
-from tests.unit.test_console_aws import MotoStack
+from tests.migrator import custom_resource_event, load_migrator, migrator_env
+from tests.moto_stack import MotoStack
 
 T0 = 1_764_000_000_000_000  # microseconds
 ATTRIBUTES = {"loyalty_tier": "obsidian-heron", "referral_code": "ZX-77-QUILL", "visits": 914273}
@@ -164,7 +164,7 @@ def run_every_function(
         replies[name] = traced(lambda request=request: reader.handler(request, context))
 
     # The migrator applies the schema to the same database.
-    env = fresh_database.env | {"APP_DB_USER": "ingest_app_test", "READER_DB_USER": "ingest_reader_test"}
+    env = migrator_env(fresh_database.server, fresh_database.name, "ingest_app_test", "ingest_reader_test")
     migrator = load_migrator(monkeypatch, env)
     replies["migrated"] = traced(
         lambda: migrator.handler(custom_resource_event("Update", response_url[0]), context)
@@ -180,7 +180,7 @@ def test_no_customer_value_and_no_reply_reaches_x_ray(
     replies = run_every_function(fresh_database, queues, monkeypatch, response_url)
     with mock_aws():
         stack = MotoStack()
-        console = load_handler("console", monkeypatch, console_env(stack))
+        console = load_handler("console", monkeypatch, stack.console_env())
         for groups in ("console-operators", None):
             request = api_event("GET", "/console/api/status")
             request["requestContext"]["authorizer"]["claims"]["cognito:groups"] = groups
@@ -213,18 +213,3 @@ def test_no_customer_value_and_no_reply_reaches_x_ray(
         key for document in documents for space in document.get("metadata", {}).values() for key in space
     ]
     assert [key for key in metadata if key.endswith((" response", " error"))] == []
-
-
-def console_env(stack: MotoStack) -> dict[str, str]:
-    return {
-        "DB_HOST": "customer-ingest-dev.cluster-abc.us-east-1.rds.amazonaws.com",
-        "DB_NAME": "ingest",
-        "DB_USER": "ingest_reader",
-        "DB_AUTH": "iam",
-        "DB_TLS": "verify",
-        "DB_CLUSTER_ID": "customer-ingest-dev",
-        "QUEUE_URL": stack.queue_url,
-        "DEAD_LETTER_QUEUE_URL": stack.dead_letter_url,
-        "SIGN_IN_DOMAIN": "ingest-1234.auth.us-east-1.amazoncognito.com",
-        "CONSOLE_CLIENT_ID": "console-client-id",
-    }

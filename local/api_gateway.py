@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ingest.api import API_GATEWAY_TIMEOUT_S
+from ingest.errors import API_GATEWAY_TIMEOUT_S
 from local.lambda_runtime import Handler, InvocationTimedOut, LambdaContext
 from local.servers import ensure_port_free
 from local.template import LOCAL_ACCOUNT

@@ -24,8 +24,8 @@ from typing import Literal
 
 import pymysql
 
-from ingest.api import InvalidInput, Unavailable
 from ingest.connection import is_transient
+from ingest.errors import InvalidInput, Unavailable
 from ingest_console import dead_letters, ledger
 from ingest_console.contract import (
     CONSOLE_KEY_PATH,

@@ -65,12 +65,12 @@ def restart(stack: Stack, outage_s: float) -> None:
 def consumer_crash(stack: Stack, outage_s: float) -> int:
     """Returns how many consumers were killed after their commit."""
     log.info("consumer-crash: killing a consumer between commit and delete every %.0f s", CRASH_EVERY_S)
-    crashes = stack.consumers.crashes
+    crashes = stack.event_source_mapping.crashes
     deadline = time.monotonic() + outage_s
     while time.monotonic() < deadline:
-        stack.consumers.crash_after_commit()
+        stack.event_source_mapping.crash_after_commit()
         time.sleep(CRASH_EVERY_S)
-    killed = stack.consumers.crashes - crashes
+    killed = stack.event_source_mapping.crashes - crashes
     log.info("consumer-crash: %d consumers killed after their commit", killed)
     return killed
 

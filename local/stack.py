@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pymysql
 
-from ingest.api import API_GATEWAY_TIMEOUT_S
-from ingest.schema import apply_schema, ensure_app_user
+from ingest.errors import API_GATEWAY_TIMEOUT_S
+from ingest.schema import apply_schema, ensure_function_user
 from local.api_gateway import ApiGateway, Route
 from local.event_source_mapping import EventSourceMapping
 from local.lambda_runtime import FunctionPool, Handler
@@ -85,7 +85,7 @@ class Stack:
         self.external_sqs = external_endpoint()
         self.sqs = None if self.external_sqs else SqsEmulator(self.workdir / "sqs", self.options.sqs_port)
         self._queues: Queues | None = None
-        self._consumers: EventSourceMapping | None = None
+        self._event_source_mapping: EventSourceMapping | None = None
         self._api: ApiGateway | None = None
         self.api_functions: list[FunctionPool] = []
         self.supervisor = self._supervisor()
@@ -95,9 +95,9 @@ class Stack:
         return _started(self._queues, "the queues")
 
     @property
-    def consumers(self) -> EventSourceMapping:
+    def event_source_mapping(self) -> EventSourceMapping:
         """The event source mapping that feeds the consumer function."""
-        return _started(self._consumers, "the consumers")
+        return _started(self._event_source_mapping, "the event source mapping")
 
     @property
     def api(self) -> ApiGateway:
@@ -147,9 +147,9 @@ class Stack:
             pool.stop()
 
     def stop_consumers(self) -> None:
-        if self._consumers is not None:
-            self._consumers.stop()
-            self._consumers = None
+        if self._event_source_mapping is not None:
+            self._event_source_mapping.stop()
+            self._event_source_mapping = None
 
     def _stop_sqs_emulator(self) -> None:
         if self.sqs is not None:
@@ -203,7 +203,7 @@ class Stack:
             apply_schema(connection, DATABASE)
             # The functions' user with the product's grants; a password instead of IAM, which needs AWS.
             # (token_urlsafe yields only letters, digits, '-' and '_': safe inside the quotes.)
-            ensure_app_user(
+            ensure_function_user(
                 connection, APP_USER, database=DATABASE, authentication=f"IDENTIFIED BY '{self.app_password}'"
             )
         log.info("schema applied to %s by ingest.schema.apply_schema; user %s created", DATABASE, APP_USER)
@@ -251,7 +251,7 @@ class Stack:
 
     def _start_consumers(self) -> None:
         concurrency = self.options.consumer_concurrency or self.template.consumer_max_concurrency()
-        self._consumers = EventSourceMapping(
+        self._event_source_mapping = EventSourceMapping(
             endpoint=self.queues.endpoint,
             queue_url=self.queues.queue_url,
             queue_arn=self.queues.queue_arn,
@@ -262,7 +262,7 @@ class Stack:
             function_timeout_s=self.template.function_timeout("ConsumerFunction"),
             logdir=self.workdir,
         )
-        self._consumers.start()
+        self._event_source_mapping.start()
         log.info(
             "event source mapping: batches of up to 10, %d consumer processes (logs in %s)",
             concurrency,

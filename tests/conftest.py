@@ -70,7 +70,7 @@ def database_server() -> Iterator[DatabaseEndpoint]:
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class FreshDatabase:
     server: DatabaseEndpoint
     name: str
 
@@ -90,12 +90,12 @@ class TestDatabase:
 
 
 @pytest.fixture
-def test_database(database_server: DatabaseEndpoint) -> Iterator[TestDatabase]:
+def fresh_database(database_server: DatabaseEndpoint) -> Iterator[FreshDatabase]:
     """A fresh database with the schema applied by the migrator's own code; dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     with database_server.connect() as connection:
         apply_schema(connection, name)
-    yield TestDatabase(server=database_server, name=name)
+    yield FreshDatabase(server=database_server, name=name)
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 

@@ -14,14 +14,14 @@ from ingest.connection import Database
 from ingest.consumer import BatchOutcome, Consumer
 from ingest.retry import Deadline
 
-# The function's Timeout in template.yaml (a unit test keeps the two equal). A batch answers a second
-# before the invocation's end: a timed-out invocation fails its whole batch, which reappears only after
-# the queue's visibility timeout (Lambda Developer Guide, "Handling errors for an SQS event source in
-# Lambda"), bypassing the backoff, and counts as a function error (ConsumerErrorsAlarm).
-FUNCTION_TIMEOUT_S = 30
+# A batch answers this long before the invocation's end (its remaining time, from the context): a
+# timed-out invocation fails its whole batch, which reappears only after the queue's visibility timeout
+# (Lambda Developer Guide, "Handling errors for an SQS event source in Lambda"), bypassing the backoff,
+# and counts as a function error (ConsumerErrorsAlarm).
 ANSWER_MARGIN_S = 1
 # Each SQS call (a batch's retry delays, a dead-letter move) ends within this: two attempts
-# (ingest.clients). The rest of the time is the database's: one attempt of a batch fits (a unit test).
+# (ingest.clients). The rest of the function's Timeout (template.yaml) is the database's: one attempt
+# of a batch fits (a unit test).
 SQS_CALL_S = 9
 
 logger = Logger()

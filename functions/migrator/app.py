@@ -26,7 +26,7 @@ settings = MigratorSettings.from_env()
 trusted = {} if "ca_bundle" in settings.database.model_fields_set else {"ca_bundle": AMAZON_RDS_ROOTS}
 # No default database: on the first deploy it does not exist yet.
 database = Database(settings.database.model_copy(update=trusted), select_database=False)
-APP_USER_AUTHENTICATION = IAM_AUTHENTICATION
+FUNCTION_USER_AUTHENTICATION = IAM_AUTHENTICATION
 # Keep this much of the function's time to answer CloudFormation whatever happens.
 ANSWER_MARGIN_MS = 60_000
 
@@ -46,7 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
             settings.app_db_user,
             settings.reader_db_user,
             settings.database.name,
-            APP_USER_AUTHENTICATION,
+            FUNCTION_USER_AUTHENTICATION,
         )
         logger.info("schema request done", request_type=event["RequestType"], **data)
     except Exception as error:

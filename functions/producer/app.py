@@ -9,9 +9,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.api import RequestError, Unavailable
 from ingest.clients import aws_client, fail_fast_config, forget_credentials
 from ingest.config import ProducerSettings
+from ingest.errors import RequestError, Unavailable
 from ingest.producer import Producer, parse_customer
 from ingest.rest import caller_of, json_document, json_response, register_error_handlers
 from ingest.snapstart import register_after_restore, reseed_random
@@ -19,9 +19,10 @@ from ingest.snapstart import register_after_restore, reseed_random
 if TYPE_CHECKING:  # boto3-stubs' types: development only, not deployed
     from mypy_boto3_sqs import SQSClient
 
-# The function's Timeout in template.yaml (a unit test keeps the two equal), well inside API Gateway's
-# 29 s. The SQS call must end a second before it, so that a 503 with Retry-After still goes out.
-FUNCTION_TIMEOUT_S = 10
+# The SQS call ends within SQS_CALL_S (its client's attempts and timeouts, ingest.clients), leaving
+# ANSWER_MARGIN_S to answer 503 with Retry-After: both fit in the function's Timeout in template.yaml
+# (a unit test), itself well inside API Gateway's 29 s.
+SQS_CALL_S = 9
 ANSWER_MARGIN_S = 1
 
 logger = Logger()
@@ -36,7 +37,7 @@ def sqs_client() -> "SQSClient":
     # Fail fast when SQS does not answer: a 503 with Retry-After before the function times out, instead
     # of boto3's default of several attempts (seconds per request while SQS is away, which piles up
     # concurrent executions until requests time out with a 502/504 the client cannot retry safely).
-    return aws_client("sqs", config=fail_fast_config(within_s=FUNCTION_TIMEOUT_S - ANSWER_MARGIN_S))
+    return aws_client("sqs", config=fail_fast_config(within_s=SQS_CALL_S))
 
 
 producer = Producer(queue_url=settings.queue_url, sqs=sqs_client())

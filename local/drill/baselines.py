@@ -13,9 +13,9 @@ import queue
 import time
 from http import HTTPStatus
 
-from ingest.api import API_GATEWAY_TIMEOUT_S, RequestError
 from ingest.config import DatabaseSettings
 from ingest.connection import Database
+from ingest.errors import API_GATEWAY_TIMEOUT_S, RequestError
 from ingest.models import QueueMessage
 from ingest.producer import parse_customer, request_id_for
 from ingest.repository import store_batch

@@ -25,8 +25,8 @@ from local.servers import MariaDB
 from local.servers.process import is_port_free
 from local.stack import DATABASE, Stack
 from local.template import REPO_ROOT
+from tests.e2e.api_client import call, wait_for
 from tests.e2e.conftest import options_on_free_ports
-from tests.e2e.test_stack import call, wait_for
 
 pytestmark = pytest.mark.slow
 

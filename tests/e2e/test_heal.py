@@ -27,8 +27,8 @@ from local.lambda_runtime import FunctionPool, WorkerProcess
 from local.servers import sqs_client
 from local.stack import PROXY_SERVICE, QUEUE_SERVICE, Stack
 from local.supervisor import Supervisor
+from tests.e2e.api_client import call, wait_for
 from tests.e2e.conftest import options_on_free_ports
-from tests.e2e.test_stack import call, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -109,8 +109,9 @@ def assert_nothing_lost_or_duplicated(stack: Stack, requests: list[Request]) -> 
 
 def assert_at_full_strength(stack: Stack) -> None:
     """Every consumer slot has a running process and a wave of concurrent POSTs is answered 2xx."""
-    concurrency = len(stack.consumers.workers)
-    wait_for(lambda: True if stack.consumers.live_consumers() == concurrency else None, BACK_WITHIN_S)
+    mapping = stack.event_source_mapping
+    concurrency = len(mapping.workers)
+    wait_for(lambda: True if mapping.live_consumers() == concurrency else None, BACK_WITHIN_S)
     statuses = post_concurrently(stack, 10)
     assert statuses == Counter({202: 10})
 
@@ -161,17 +162,17 @@ def test_a_burst_of_200_connections_is_accepted_without_resets(stack: Stack) -> 
 
 def test_consumers_killed_from_outside_are_replaced_and_lose_nothing(stack: Stack) -> None:
     # GIVEN traffic flowing through every consumer
-    consumers = stack.consumers
+    mapping = stack.event_source_mapping
     traffic = under_traffic(stack)
     try:
         # WHEN consumers are killed from outside: one slot twice in a row, then every slot, then all at once
-        for slot in [0, 0, *range(len(consumers.workers))]:
-            worker = consumers.workers[slot]
+        for slot in [0, 0, *range(len(mapping.workers))]:
+            worker = mapping.workers[slot]
             killed = worker.pid
             sigkill(killed)
             # THEN the slot gets a fresh process, whatever it was doing
             wait_until_replaced(worker, killed)
-        for worker in consumers.workers:
+        for worker in mapping.workers:
             sigkill(worker.pid)
         time.sleep(1)
     finally:

@@ -17,7 +17,7 @@ from local.servers.sqs_emulator import DUMMY_CREDENTIALS
 from local.stack import DATABASE, Stack, StackOptions
 from local.template import LOCAL_REGION
 from ops.cli import main
-from tests.e2e.test_stack import call, committed_record, wait_for
+from tests.e2e.api_client import call, committed_record, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from ingest.models import QueueMessage
 from ingest.repository import store_batch
-from ingest.schema import READER_PRIVILEGES, ensure_app_user
+from ingest.schema import READER_PRIVILEGES, ensure_function_user
 from ingest_console.aws import AwsBackend
 from ingest_console.config import ConsoleSettings
 from ingest_console.contract import ReconcileRequest, run_prefix
@@ -41,21 +41,21 @@ class ReadOnlyUser:
 
 
 @pytest.fixture
-def read_only_user(test_database) -> Iterator[ReadOnlyUser]:
+def read_only_user(fresh_database) -> Iterator[ReadOnlyUser]:
     """A user with the stack's reader privileges (SELECT only) on the test database."""
     user = ReadOnlyUser(f"ro_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex)
-    with test_database.server.connect() as connection:
-        ensure_app_user(
-            connection, user.name, test_database.name, f"IDENTIFIED BY '{user.password}'", READER_PRIVILEGES
+    with fresh_database.server.connect() as connection:
+        ensure_function_user(
+            connection, user.name, fresh_database.name, f"IDENTIFIED BY '{user.password}'", READER_PRIVILEGES
         )
     yield user
-    with test_database.server.connect() as connection, connection.cursor() as cursor:
+    with fresh_database.server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP USER IF EXISTS '{user.name}'@'%'")
 
 
-def stored(test_database, *messages: dict[str, Any]) -> None:
+def stored(fresh_database, *messages: dict[str, Any]) -> None:
     """Commit the messages as the consumer does (ingest.repository.store_batch, one transaction)."""
-    with test_database.server.connect(test_database.name, autocommit=False) as connection:
+    with fresh_database.server.connect(fresh_database.name, autocommit=False) as connection:
         store_batch(connection, [QueueMessage.model_validate(message) for message in messages])
 
 
@@ -115,7 +115,7 @@ class Cluster:
 
 
 @pytest.fixture
-def aws(test_database, read_only_user) -> Iterator[tuple[AwsBackend, Cluster, Any, str]]:
+def aws(fresh_database, read_only_user) -> Iterator[tuple[AwsBackend, Cluster, Any, str]]:
     """The backend as the console function builds it, with the read-only user, moto's queues, RDS stubbed."""
     with mock_aws():
         sqs: Any = boto3.client("sqs", region_name=REGION)
@@ -124,12 +124,12 @@ def aws(test_database, read_only_user) -> Iterator[tuple[AwsBackend, Cluster, An
         for logical_id in ("CustomerDeadLetterQueue", "CustomerQueue"):
             queue = template.queue(logical_id)
             urls[logical_id] = sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)["QueueUrl"]
-        server = test_database.server
+        server = fresh_database.server
         settings = ConsoleSettings.from_env(
             {
                 "DB_HOST": server.host,
                 "DB_PORT": str(server.port),
-                "DB_NAME": test_database.name,
+                "DB_NAME": fresh_database.name,
                 "DB_USER": read_only_user.name,
                 "DB_PASSWORD": read_only_user.password,
                 "DB_AUTH": "password",
@@ -148,15 +148,15 @@ def aws(test_database, read_only_user) -> Iterator[tuple[AwsBackend, Cluster, An
             yield AwsBackend(settings, cluster.rds, sqs), cluster, sqs, urls["CustomerDeadLetterQueue"]
 
 
-def test_the_read_only_user_cannot_write(test_database, read_only_user):
+def test_the_read_only_user_cannot_write(fresh_database, read_only_user):
     # GIVEN the user the console reads with WHEN it tries to write THEN the database refuses
     with (
         pymysql.connect(
-            host=test_database.server.host,
-            port=test_database.server.port,
+            host=fresh_database.server.host,
+            port=fresh_database.server.port,
             user=read_only_user.name,
             password=read_only_user.password,
-            database=test_database.name,
+            database=fresh_database.name,
         ) as connection,
         connection.cursor() as cursor,
         pytest.raises(pymysql.err.OperationalError, match="denied"),
@@ -164,12 +164,12 @@ def test_the_read_only_user_cannot_write(test_database, read_only_user):
         cursor.execute("DELETE FROM customer_records")
 
 
-def test_rows_are_counted_per_instance_for_the_run_only(test_database, aws):
+def test_rows_are_counted_per_instance_for_the_run_only(fresh_database, aws):
     # GIVEN four rows of the run and two of another run, and a reader instance that is down
     backend, cluster, _, _ = aws
-    stored(test_database, *(console_request(number) for number in range(4)))
+    stored(fresh_database, *(console_request(number) for number in range(4)))
     stored(
-        test_database,
+        fresh_database,
         queue_message(f"{run_prefix('otherrun1')}00001", T0_US, "r-other-1"),
         queue_message(f"{run_prefix('otherrun1')}00002", T0_US, "r-other-2"),
     )
@@ -182,12 +182,12 @@ def test_rows_are_counted_per_instance_for_the_run_only(test_database, aws):
     cluster.stubber.assert_no_pending_responses()
 
 
-def test_the_reconciliation_finds_committed_lost_duplicated_stale_and_dead_lettered(test_database, aws):
+def test_the_reconciliation_finds_committed_lost_duplicated_stale_and_dead_lettered(fresh_database, aws):
     # GIVEN a run whose requests r-0..r-5 the page saw acknowledged:
     backend, _, sqs, dead_letter_url = aws
     # r-0..r-3 committed; r-4 committed twice under a second request id for the same key (a duplicate)
-    stored(test_database, *(console_request(number) for number in range(5)))
-    stored(test_database, console_request(6, key="key-4"))
+    stored(fresh_database, *(console_request(number) for number in range(5)))
+    stored(fresh_database, console_request(6, key="key-4"))
     # r-5 parked in the dead-letter queue; r-9 never stored anywhere (lost)
     sqs.send_message(
         QueueUrl=dead_letter_url,
@@ -197,7 +197,7 @@ def test_the_reconciliation_finds_committed_lost_duplicated_stale_and_dead_lette
     )
     # and one customer's profile pointed back at an older record behind the pipeline's back
     newest = console_request(3)
-    with test_database.server.connect(test_database.name) as connection, connection.cursor() as cursor:
+    with fresh_database.server.connect(fresh_database.name) as connection, connection.cursor() as cursor:
         cursor.execute(
             "UPDATE customers SET request_id = 'r-0', accepted_at = "
             "(SELECT accepted_at FROM customer_records WHERE request_id = 'r-0') WHERE customer_id = %s",
@@ -227,14 +227,14 @@ def test_the_reconciliation_finds_committed_lost_duplicated_stale_and_dead_lette
     )
 
 
-def test_a_row_deleted_after_it_was_seen_is_no_longer_committed(test_database, aws):
+def test_a_row_deleted_after_it_was_seen_is_no_longer_committed(fresh_database, aws):
     # GIVEN a committed request of the run
     backend, _, _, _ = aws
-    stored(test_database, console_request(1))
+    stored(fresh_database, console_request(1))
     request = ReconcileRequest(run_id=RUN, request_ids=["r-1"])
     assert backend.reconcile(request).committed == ["r-1"]
     # WHEN its row is deleted behind the pipeline's back
-    with test_database.server.connect(test_database.name) as connection, connection.cursor() as cursor:
+    with fresh_database.server.connect(fresh_database.name) as connection, connection.cursor() as cursor:
         cursor.execute("DELETE FROM customer_records WHERE request_id = 'r-1'")
     # THEN the next reconciliation no longer finds it: the console sees the loss
     answer = backend.reconcile(request)

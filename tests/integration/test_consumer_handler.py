@@ -18,22 +18,22 @@ from local.lambda_runtime import LambdaContext
 from local.servers import database_env
 from local.testdata import failed_ids, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
-from tests.integration.test_metrics_alarms import metric_values
+from tests.emf import metric_values
 
 T0 = 1_764_000_000_000_000  # microseconds
 
 
 @pytest.fixture
-def consumer(test_database, queues, monkeypatch):
-    return load_handler("consumer", monkeypatch, test_database.env | queues.env)
+def consumer(fresh_database, queues, monkeypatch):
+    return load_handler("consumer", monkeypatch, fresh_database.env | queues.env)
 
 
-def records_of(test_database) -> list[tuple]:
-    return test_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
+def records_of(fresh_database) -> list[tuple]:
+    return fresh_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
 
 
-def profile_of(test_database, customer_id: str) -> tuple[str, dict]:
-    request_id, payload = test_database.query(
+def profile_of(fresh_database, customer_id: str) -> tuple[str, dict]:
+    request_id, payload = fresh_database.query(
         "SELECT c.request_id, r.payload FROM customers c JOIN customer_records r USING (request_id) "
         "WHERE c.customer_id = %s",
         (customer_id,),
@@ -42,7 +42,7 @@ def profile_of(test_database, customer_id: str) -> tuple[str, dict]:
 
 
 def test_batch_with_two_customers_commits_every_record_and_both_profiles(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # GIVEN a batch with two records of alice and one of bob
     alice_old = queue_message("alice", T0, "r-alice-1", name="Alice v1")
@@ -55,12 +55,12 @@ def test_batch_with_two_customers_commits_every_record_and_both_profiles(
 
     # THEN nothing failed, every record is stored once and each profile is the customer's newest record
     assert failed_ids(response) == []
-    assert records_of(test_database) == [("r-alice-1", "alice"), ("r-alice-2", "alice"), ("r-bob-1", "bob")]
-    assert profile_of(test_database, "alice") == ("r-alice-2", alice_new["payload"])
-    assert profile_of(test_database, "bob") == ("r-bob-1", bob["payload"])
+    assert records_of(fresh_database) == [("r-alice-1", "alice"), ("r-alice-2", "alice"), ("r-bob-1", "bob")]
+    assert profile_of(fresh_database, "alice") == ("r-alice-2", alice_new["payload"])
+    assert profile_of(fresh_database, "bob") == ("r-bob-1", bob["payload"])
 
 
-def test_redelivered_and_duplicate_messages_leave_one_row(consumer, test_database, lambda_context):
+def test_redelivered_and_duplicate_messages_leave_one_row(consumer, fresh_database, lambda_context):
     # GIVEN a record already committed
     message = queue_message("carol", T0, "r-carol-1", name="Carol")
     consumer.handler(sqs_event(sqs_record(message)), lambda_context)
@@ -71,12 +71,12 @@ def test_redelivered_and_duplicate_messages_leave_one_row(consumer, test_databas
 
     # THEN the redelivery succeeds (so SQS deletes it) and there is still exactly one row
     assert failed_ids(response) == []
-    assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(1,)]
+    assert fresh_database.query("SELECT COUNT(*) FROM customer_records") == [(1,)]
 
 
 @pytest.mark.parametrize("split_batches", [True, False], ids=["separate-batches", "same-batch"])
 def test_an_older_record_arriving_after_a_newer_one_does_not_overwrite_it(
-    consumer, test_database, lambda_context, split_batches
+    consumer, fresh_database, lambda_context, split_batches
 ):
     # GIVEN a newer and an older record of the same customer, delivered newest first
     newer = queue_message("dave", T0 + 1_000, "r-dave-new", email="new@example.com")
@@ -90,11 +90,11 @@ def test_an_older_record_arriving_after_a_newer_one_does_not_overwrite_it(
         consumer.handler(sqs_event(sqs_record(newer), sqs_record(older)), lambda_context)
 
     # THEN both are in the ledger and the profile is still the newer one
-    assert [row[0] for row in records_of(test_database)] == ["r-dave-new", "r-dave-old"]
-    assert profile_of(test_database, "dave") == ("r-dave-new", newer["payload"])
+    assert [row[0] for row in records_of(fresh_database)] == ["r-dave-new", "r-dave-old"]
+    assert profile_of(fresh_database, "dave") == ("r-dave-new", newer["payload"])
 
 
-def test_equal_accepted_at_is_decided_by_request_id(consumer, test_database, lambda_context):
+def test_equal_accepted_at_is_decided_by_request_id(consumer, fresh_database, lambda_context):
     # GIVEN two records with the same accepted_at, the larger request_id arriving first
     high = queue_message("erin", T0, "r-erin-b", name="B")
     low = queue_message("erin", T0, "r-erin-a", name="A")
@@ -104,11 +104,11 @@ def test_equal_accepted_at_is_decided_by_request_id(consumer, test_database, lam
     consumer.handler(sqs_event(sqs_record(low)), lambda_context)
 
     # THEN the tie goes to the larger request_id, whatever the arrival order
-    assert profile_of(test_database, "erin")[0] == "r-erin-b"
+    assert profile_of(fresh_database, "erin")[0] == "r-erin-b"
 
 
 def test_a_request_re_sent_after_the_dedup_window_does_not_take_the_profile_back(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # GIVEN request A, then a newer request B of the same customer, both stored
     first = queue_message("rita", T0, "r-rita-a", name="A")
@@ -124,11 +124,11 @@ def test_a_request_re_sent_after_the_dedup_window_does_not_take_the_profile_back
 
     # THEN it is a duplicate of A, and the profile stays B: A was accepted first, whatever the resend says
     assert failed_ids(response) == []
-    assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(2,)]
-    assert profile_of(test_database, "rita")[0] == "r-rita-b"
+    assert fresh_database.query("SELECT COUNT(*) FROM customer_records") == [(2,)]
+    assert profile_of(fresh_database, "rita")[0] == "r-rita-b"
 
 
-def test_a_record_too_deep_for_the_database_is_poison_not_an_outage(consumer, test_database, lambda_context):
+def test_a_record_too_deep_for_the_database_is_poison_not_an_outage(consumer, fresh_database, lambda_context):
     # GIVEN a message that bypassed the API with a payload nested deeper than the database's JSON limit
     deep: dict = {}
     for _ in range(40):
@@ -141,10 +141,12 @@ def test_a_record_too_deep_for_the_database_is_poison_not_an_outage(consumer, te
 
     # THEN only it fails (the error is the data's, not the database being away), and the other commits
     assert failed_ids(response) == [too_deep["messageId"]]
-    assert records_of(test_database) == [("r-tina-1", "tina")]
+    assert records_of(fresh_database) == [("r-tina-1", "tina")]
 
 
-def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(consumer, test_database, lambda_context):
+def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(
+    consumer, fresh_database, lambda_context
+):
     # GIVEN a batch: frank's first record is not a valid message, then another frank record, and
     # two good records of other customers around them
     good_before = sqs_record(queue_message("grace", T0, "r-grace-1"))
@@ -159,15 +161,15 @@ def test_a_poison_record_fails_only_itself_and_the_rest_of_its_group(consumer, t
     # THEN exactly the poison and the later record of its group are reported failed (FIFO order kept)
     assert failed_ids(response) == [poison["messageId"], frank_after["messageId"]]
     # AND the other customers' records are committed
-    assert records_of(test_database) == [("r-grace-1", "grace"), ("r-heidi-1", "heidi")]
+    assert records_of(fresh_database) == [("r-grace-1", "grace"), ("r-heidi-1", "heidi")]
 
 
 def test_a_record_the_database_rejects_is_isolated_and_the_good_ones_commit(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # GIVEN a database rule that rejects ivan's records (a trigger signalling an error, as a
     # constraint would) and a batch mixing ivan with good records
-    test_database.query(
+    fresh_database.query(
         "CREATE TRIGGER reject_ivan BEFORE INSERT ON customer_records FOR EACH ROW "
         "IF NEW.customer_id = 'ivan' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'rejected'; END IF"
     )
@@ -181,7 +183,7 @@ def test_a_record_the_database_rejects_is_isolated_and_the_good_ones_commit(
 
     # THEN only ivan's records fail, and the others are committed
     assert failed_ids(response) == [ivan["messageId"], ivan_later["messageId"]]
-    assert records_of(test_database) == [("r-judy-1", "judy"), ("r-mallory-1", "mallory")]
+    assert records_of(fresh_database) == [("r-judy-1", "judy"), ("r-mallory-1", "mallory")]
 
 
 @pytest.fixture
@@ -289,11 +291,11 @@ def test_records_held_through_a_long_outage_stay_in_the_queue_and_poison_leaves_
 
 
 def test_rds_proxy_timing_out_on_a_database_connection_is_an_outage_not_poison(
-    consumer, queues, test_database, lambda_context
+    consumer, queues, fresh_database, lambda_context
 ):
     # GIVEN a database answering as RDS Proxy does when no database connection frees up during a
     # failover (ERROR 9501), and records received far more often than the poison count
-    test_database.query(
+    fresh_database.query(
         "CREATE TRIGGER proxy_borrow_timeout BEFORE INSERT ON customer_records FOR EACH ROW "
         "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 9501, "
         "MESSAGE_TEXT = 'Timed-out waiting to acquire database connection'"
@@ -330,15 +332,15 @@ def test_a_redriven_poison_record_refused_again_is_parked_again(consumer, queues
 
 
 def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # GIVEN a consumer container whose reused connection the server has since cut (a proxy reaping
     # it, a failover)
     consumer.handler(sqs_event(sqs_record(queue_message("quinn", T0, "r-quinn-1"))), lambda_context)
-    with test_database.server.connect() as admin, admin.cursor() as cursor:
+    with fresh_database.server.connect() as admin, admin.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
-            (test_database.name,),
+            (fresh_database.name,),
         )
         for (connection_id,) in cursor.fetchall():
             cursor.execute(f"KILL CONNECTION {int(connection_id)}")
@@ -350,11 +352,11 @@ def test_a_connection_cut_between_batches_is_replaced_without_failing_the_batch(
 
     # THEN it is stored on a new connection, not sent back to the queue
     assert failed_ids(response) == []
-    assert [row[0] for row in records_of(test_database)] == ["r-quinn-1", "r-quinn-2"]
+    assert [row[0] for row in records_of(fresh_database)] == ["r-quinn-1", "r-quinn-2"]
 
 
 def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes_on(
-    consumer, queues, test_database, lambda_context
+    consumer, queues, fresh_database, lambda_context
 ):
     # GIVEN a consumer told the queue's FIFO dead-letter queue (moto) and the poison receive count (25)
     sqs, dead_letter_url = queues.sqs, queues.env["DEAD_LETTER_QUEUE_URL"]
@@ -382,14 +384,14 @@ def test_a_poison_record_on_its_last_receive_is_dead_lettered_and_its_group_goes
     assert failed_ids(last) == []
     assert [message["Body"] for message in parked] == [poison_body]
     assert parked[0]["Attributes"]["MessageGroupId"] == "uma"
-    assert records_of(test_database) == [("r-uma-2", "uma")]
+    assert records_of(fresh_database) == [("r-uma-2", "uma")]
 
 
-def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_database, queues):
+def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(fresh_database, queues):
     # GIVEN five consumers at once, as the event source mapping runs them, each on its own customers
     # (FIFO groups never overlap in flight); InnoDB's gap locks make their transactions deadlock now
     # and then (about 1 batch in 170 here without the consumer's retries)
-    settings = ConsumerSettings.from_env(test_database.env | queues.env)
+    settings = ConsumerSettings.from_env(fresh_database.env | queues.env)
 
     def consume(worker: int, failures: list[str]) -> None:
         consumer = Consumer(Database(settings.database), settings, queues.sqs, sqs_call_s=0)  # no deadline
@@ -410,7 +412,7 @@ def test_concurrent_consumers_ride_out_deadlocks_without_failing_batches(test_da
 
     # THEN no batch failed, and every record is stored once
     assert failures == []
-    assert test_database.query("SELECT COUNT(*) FROM customer_records") == [(10_000,)]
+    assert fresh_database.query("SELECT COUNT(*) FROM customer_records") == [(10_000,)]
 
 
 def test_a_database_that_never_answers_gets_the_batch_failed_before_the_invocation_ends(

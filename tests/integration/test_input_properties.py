@@ -29,10 +29,10 @@ PROPERTY_SETTINGS = settings(
 
 
 @pytest.fixture
-def pipeline(test_database, queues, monkeypatch):
+def pipeline(fresh_database, queues, monkeypatch):
     producer = load_handler("producer", monkeypatch, queues.env)
-    consumer = load_handler("consumer", monkeypatch, test_database.env | queues.env)
-    reader = load_handler("reader", monkeypatch, test_database.env)
+    consumer = load_handler("consumer", monkeypatch, fresh_database.env | queues.env)
+    reader = load_handler("reader", monkeypatch, fresh_database.env)
     return producer, consumer, reader
 
 

@@ -16,7 +16,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
-from contextlib import redirect_stdout, suppress
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,10 +25,12 @@ import pytest
 
 from local.template import Template
 from tests.conftest import load_handler
+from tests.emf import metric_values
+from tests.migrator import STAND_IN_AUTHENTICATION, migrator_env
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
-    from tests.conftest import TestDatabase
+    from tests.conftest import FreshDatabase
     from tests.integration.conftest import Queues
 
 TEMPLATE = Template()
@@ -237,22 +239,9 @@ def poison_record_on_receive(receive_count: int) -> dict[str, Any]:
     return event
 
 
-def metric_values(stdout: str) -> dict[str, list[float]]:
-    """Metric name -> its values in the EMF documents of a captured stdout."""
-    values: dict[str, list[float]] = {}
-    for line in stdout.splitlines():
-        with suppress(json.JSONDecodeError):
-            document = json.loads(line)
-            if isinstance(document, dict) and "_aws" in document:
-                for directive in document["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        values[metric["Name"]] = document[metric["Name"]]
-    return values
-
-
 @pytest.fixture
 def emitted(
-    test_database: TestDatabase,
+    fresh_database: FreshDatabase,
     queues: Queues,
     response_url: tuple[str, list[dict[str, Any]]],
     lambda_context: LambdaContext,
@@ -275,7 +264,7 @@ def emitted(
     queues.sqs.delete_queue(QueueUrl=queues.queue_url)  # SQS refuses the next message
     assert invoke("producer", producer, sample("producer-valid-post.json"))["statusCode"] == 503
 
-    consumer = load_handler("consumer", monkeypatch, {**test_database.env, **queues.env}).handler
+    consumer = load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env}).handler
     for event in (
         sample("consumer-batch-two-customers.json"),
         sample("consumer-redelivered.json"),
@@ -285,28 +274,27 @@ def emitted(
         invoke("consumer", consumer, event)
     unreachable = {"DB_PORT": str(closed_port()), "DB_CONNECT_TIMEOUT": "1"}
     consumer = load_handler(
-        "consumer", monkeypatch, {**test_database.env, **queues.env, **unreachable}
+        "consumer", monkeypatch, {**fresh_database.env, **queues.env, **unreachable}
     ).handler
     invoke("consumer", consumer, sample("consumer-batch-two-customers.json"))
 
-    reader = load_handler("reader", monkeypatch, test_database.env).handler
+    reader = load_handler("reader", monkeypatch, fresh_database.env).handler
     invoke("reader", reader, sample("reader-get-customer-found.json"))
 
     url, _ = response_url
-    migrator = load_handler(
-        "migrator",
-        monkeypatch,
-        {**test_database.env, "APP_DB_USER": "ingest_app_metrics", "READER_DB_USER": "ingest_reader_metrics"},
+    env = migrator_env(
+        fresh_database.server, fresh_database.name, "ingest_app_metrics", "ingest_reader_metrics"
     )
+    migrator = load_handler("migrator", monkeypatch, env)
     # MariaDB lacks Aurora's AWSAuthenticationPlugin: with it the migration fails; a built-in plugin
     # stands in for a migration that succeeds.
     create = {**sample("migrator-create.json"), "ResponseURL": url}
     invoke("migrator", migrator.handler, create)
-    monkeypatch.setattr(migrator, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    monkeypatch.setattr(migrator, "FUNCTION_USER_AUTHENTICATION", STAND_IN_AUTHENTICATION)
     try:
         invoke("migrator", migrator.handler, create)
     finally:
-        with test_database.server.connect() as connection, connection.cursor() as cursor:
+        with fresh_database.server.connect() as connection, connection.cursor() as cursor:
             for user in ("ingest_app_metrics", "ingest_reader_metrics"):
                 cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
     return found
@@ -326,7 +314,7 @@ def test_the_handlers_emit_the_catalogued_metrics_under_the_templates_namespace_
 
 
 def test_the_consumer_emits_only_the_counts_that_are_not_zero(
-    test_database: TestDatabase,
+    fresh_database: FreshDatabase,
     queues: Queues,
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -334,7 +322,7 @@ def test_the_consumer_emits_only_the_counts_that_are_not_zero(
     # GIVEN the consumer with the template's Powertools environment
     for name, value in function_powertools_environment().items():
         monkeypatch.setenv(name, value)
-    consumer = load_handler("consumer", monkeypatch, {**test_database.env, **queues.env}).handler
+    consumer = load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env}).handler
 
     def metrics_of(event: dict[str, Any]) -> dict[str, list[float]]:
         with redirect_stdout(io.StringIO()) as stdout:

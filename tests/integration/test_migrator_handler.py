@@ -9,49 +9,19 @@ import pytest
 from moto import mock_aws
 
 from ingest.schema import schema_version
-from tests.conftest import load_handler
-
-
-def custom_resource_event(request_type: str, url: str) -> dict:
-    return {
-        "RequestType": request_type,
-        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:schema-migrator",
-        "ResponseURL": url,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ingest/1",
-        "RequestId": "req-1",
-        "LogicalResourceId": "SchemaMigration",
-        "ResourceType": "Custom::SchemaMigration",
-        "ResourceProperties": {"SchemaVersion": "1"},
-    }
-
+from local.servers import DatabaseEndpoint
+from tests.migrator import custom_resource_event, load_migrator, migrator_env
 
 DATABASE = "migrated_ingest"  # does not exist before the first Create
 
 
-def migrator_env(server) -> dict[str, str]:
-    return {
-        "DB_HOST": server.host,
-        "DB_PORT": str(server.port),
-        "DB_NAME": DATABASE,
-        "DB_USER": server.user,
-        "DB_PASSWORD": server.password,
-        "DB_AUTH": "password",
-        "DB_TLS": "off",
-        "APP_DB_USER": "ingest_app_test",
-        "READER_DB_USER": "ingest_reader_test",
-    }
-
-
-def load_migrator(monkeypatch, env):
-    module = load_handler("migrator", monkeypatch, env)
-    # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
-    monkeypatch.setattr(module, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
-    return module
+def env_of(server: DatabaseEndpoint) -> dict[str, str]:
+    return migrator_env(server, DATABASE, "ingest_app_test", "ingest_reader_test")
 
 
 @pytest.fixture
 def migrator(database_server, monkeypatch):
-    yield load_migrator(monkeypatch, migrator_env(database_server)), DATABASE
+    yield load_migrator(monkeypatch, env_of(database_server)), DATABASE
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
         cursor.execute("DROP USER IF EXISTS 'ingest_app_test'@'%'")
@@ -94,7 +64,7 @@ def test_a_failure_is_reported_failed_not_left_hanging(
     # GIVEN a migrator that cannot reach its database
     from local.servers import free_port
 
-    env = {**migrator_env(database_server), "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
+    env = {**env_of(database_server), "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
     module = load_migrator(monkeypatch, env)
     url, received = response_url
 
@@ -138,7 +108,7 @@ def master_login(database_server):
 
 
 def secret_env(database_server, arn: str, user: str = MASTER) -> dict[str, str]:
-    env = migrator_env(database_server) | {"DB_USER": user, "DB_AUTH": "secret", "DB_SECRET_ARN": arn}
+    env = env_of(database_server) | {"DB_USER": user, "DB_AUTH": "secret", "DB_SECRET_ARN": arn}
     env |= {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     del env["DB_PASSWORD"]
     return env

@@ -13,9 +13,9 @@ T0 = 1_764_000_000_000_000
 
 
 @pytest.fixture
-def handlers(test_database, queues, monkeypatch, lambda_context):
-    consumer = load_handler("consumer", monkeypatch, test_database.env | queues.env)
-    reader = load_handler("reader", monkeypatch, test_database.env)
+def handlers(fresh_database, queues, monkeypatch, lambda_context):
+    consumer = load_handler("consumer", monkeypatch, fresh_database.env | queues.env)
+    reader = load_handler("reader", monkeypatch, fresh_database.env)
     return consumer, reader
 
 
@@ -86,11 +86,11 @@ def test_a_malformed_id_gets_400_naming_it(handlers, lambda_context):
     assert body["error"]["field"] == "customer_id"
 
 
-def test_with_the_database_unreachable_reads_get_503(test_database, monkeypatch, lambda_context):
+def test_with_the_database_unreachable_reads_get_503(fresh_database, monkeypatch, lambda_context):
     from local.servers import free_port
 
     reader = load_handler(
-        "reader", monkeypatch, {**test_database.env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
+        "reader", monkeypatch, {**fresh_database.env, "DB_PORT": str(free_port()), "DB_CONNECT_TIMEOUT": "1"}
     )
     status, body = get(
         reader, lambda_context, "/customers/zoe", "/customers/{customer_id}", {"customer_id": "zoe"}

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import load_handler
+from tests.migrator import load_migrator, migrator_env
 
 if TYPE_CHECKING:
     from local.lambda_runtime import LambdaContext
-    from tests.conftest import DatabaseServer, TestDatabase
+    from local.servers import DatabaseEndpoint
+    from tests.conftest import FreshDatabase
     from tests.integration.conftest import Queues
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -113,8 +115,8 @@ def test_producer_idempotent_retry_names_the_same_request_and_queues_it_once(
 
 
 @pytest.fixture
-def consumer(test_database: TestDatabase, queues: Queues, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_handler("consumer", monkeypatch, {**test_database.env, **queues.env})
+def consumer(fresh_database: FreshDatabase, queues: Queues, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return load_handler("consumer", monkeypatch, {**fresh_database.env, **queues.env})
 
 
 @pytest.fixture
@@ -126,21 +128,25 @@ def stored_sample_batch(consumer: ModuleType, lambda_context: LambdaContext) -> 
     return consumer
 
 
-def ledger(test_database: TestDatabase) -> list[tuple[Any, ...]]:
-    return test_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
+def ledger(fresh_database: FreshDatabase) -> list[tuple[Any, ...]]:
+    return fresh_database.query("SELECT request_id, customer_id FROM customer_records ORDER BY request_id")
 
 
 @checks("consumer-batch-two-customers.json")
 def test_consumer_batch_of_two_customers_stores_every_record_and_the_newer_profile(
-    consumer, test_database, lambda_context
+    consumer, fresh_database, lambda_context
 ):
     # WHEN the batch of two customers is handled
     response = consumer.handler(sample("consumer-batch-two-customers.json"), lambda_context)
 
     # THEN nothing failed, every record is stored once, and cust-0001's profile is its newer record
     assert response == {"batchItemFailures": []}
-    assert ledger(test_database) == [(OLDER_ADA, "cust-0001"), (GRACE, "cust-0002"), (NEWER_ADA, "cust-0001")]
-    assert test_database.query("SELECT customer_id, request_id FROM customers ORDER BY customer_id") == [
+    assert ledger(fresh_database) == [
+        (OLDER_ADA, "cust-0001"),
+        (GRACE, "cust-0002"),
+        (NEWER_ADA, "cust-0001"),
+    ]
+    assert fresh_database.query("SELECT customer_id, request_id FROM customers ORDER BY customer_id") == [
         ("cust-0001", NEWER_ADA),
         ("cust-0002", GRACE),
     ]
@@ -148,22 +154,26 @@ def test_consumer_batch_of_two_customers_stores_every_record_and_the_newer_profi
 
 @checks("consumer-redelivered.json")
 def test_consumer_redelivered_record_is_a_duplicate_that_succeeds(
-    stored_sample_batch, test_database, lambda_context
+    stored_sample_batch, fresh_database, lambda_context
 ):
     # GIVEN the sample batch is stored; WHEN its first record is delivered again
     response = stored_sample_batch.handler(sample("consumer-redelivered.json"), lambda_context)
 
     # THEN it succeeds (so SQS deletes it), and the ledger and the profile are unchanged
     assert response == {"batchItemFailures": []}
-    assert ledger(test_database) == [(OLDER_ADA, "cust-0001"), (GRACE, "cust-0002"), (NEWER_ADA, "cust-0001")]
-    assert test_database.query("SELECT request_id FROM customers WHERE customer_id = 'cust-0001'") == [
+    assert ledger(fresh_database) == [
+        (OLDER_ADA, "cust-0001"),
+        (GRACE, "cust-0002"),
+        (NEWER_ADA, "cust-0001"),
+    ]
+    assert fresh_database.query("SELECT request_id FROM customers WHERE customer_id = 'cust-0001'") == [
         (NEWER_ADA,)
     ]
 
 
 @pytest.fixture
-def reader(test_database: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_handler("reader", monkeypatch, test_database.env)
+def reader(fresh_database: FreshDatabase, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return load_handler("reader", monkeypatch, fresh_database.env)
 
 
 @checks("reader-get-customer-found.json")
@@ -202,7 +212,7 @@ def test_reader_answers_404_for_an_unknown_record(reader, lambda_context):
 
 @pytest.fixture
 def migrator(
-    database_server: DatabaseServer,
+    database_server: DatabaseEndpoint,
     response_url: tuple[str, list[dict[str, Any]]],
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
@@ -212,20 +222,7 @@ def migrator(
     url, received = response_url
     suffix = uuid.uuid4().hex[:8]
     database, app_user, reader_user = f"sample_{suffix}", f"app_{suffix}", f"reader_{suffix}"
-    env = {
-        "DB_HOST": database_server.host,
-        "DB_PORT": str(database_server.port),
-        "DB_NAME": database,
-        "DB_USER": database_server.user,
-        "DB_PASSWORD": database_server.password,
-        "DB_AUTH": "password",
-        "DB_TLS": "off",
-        "APP_DB_USER": app_user,
-        "READER_DB_USER": reader_user,
-    }
-    handler = load_handler("migrator", monkeypatch, env)
-    # MariaDB lacks Aurora's AWSAuthenticationPlugin; a built-in plugin without a password stands in.
-    monkeypatch.setattr(handler, "APP_USER_AUTHENTICATION", "IDENTIFIED VIA unix_socket")
+    handler = load_migrator(monkeypatch, migrator_env(database_server, database, app_user, reader_user))
 
     def invoke(name: str) -> dict[str, Any]:
         return handler.handler({**sample(name), "ResponseURL": url}, lambda_context)
@@ -239,7 +236,7 @@ def migrator(
             cursor.execute(f"DROP USER IF EXISTS '{reader_user}'@'%'")
 
 
-def tables_of(database_server: DatabaseServer, database: str) -> list[str]:
+def tables_of(database_server: DatabaseEndpoint, database: str) -> list[str]:
     with database_server.connect() as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,)

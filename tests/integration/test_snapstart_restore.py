@@ -121,8 +121,8 @@ def test_restored_producers_do_not_share_the_state_of_random(producer):
 
 
 @pytest.fixture
-def reader(test_database, monkeypatch):
-    return load_handler("reader", monkeypatch, test_database.env)
+def reader(fresh_database, monkeypatch):
+    return load_handler("reader", monkeypatch, fresh_database.env)
 
 
 def read_missing_customer(reader: Any, context: Any) -> None:

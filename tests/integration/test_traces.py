@@ -28,8 +28,8 @@ from local.lambda_runtime import LambdaContext
 from local.template import REPO_ROOT
 from local.testdata import api_event, queue_message, sqs_event, sqs_record
 from tests.conftest import load_handler
-from tests.integration.test_migrator_handler import custom_resource_event, load_migrator
-from tests.unit.test_console_aws import MotoStack
+from tests.migrator import custom_resource_event, load_migrator, migrator_env
+from tests.moto_stack import MotoStack
 
 T0 = 1_764_000_000_000_000  # microseconds
 ATTRIBUTES = {"loyalty_tier": "obsidian-heron", "referral_code": "ZX-77-QUILL", "visits": 914273}
@@ -125,14 +125,14 @@ def appearances(values: list[str], kept: KeptEntities) -> list[str]:
 
 
 def run_every_function(
-    test_database: Any, queues: Any, monkeypatch: pytest.MonkeyPatch, response_url: Any
+    fresh_database: Any, queues: Any, monkeypatch: pytest.MonkeyPatch, response_url: Any
 ) -> dict[str, Any]:
     """Each function through its handler, on its success and its error paths; their replies by name."""
     context = LambdaContext(function_name="traced")
     replies: dict[str, Any] = {}
     producer = load_handler("producer", monkeypatch, queues.env)
-    consumer = load_handler("consumer", monkeypatch, test_database.env | queues.env)
-    reader = load_handler("reader", monkeypatch, test_database.env)
+    consumer = load_handler("consumer", monkeypatch, fresh_database.env | queues.env)
+    reader = load_handler("reader", monkeypatch, fresh_database.env)
 
     # The producer accepts the customer's body; an invalid one is refused.
     replies["accepted"] = traced(lambda: producer.handler(api_event("POST", "/customers", CUSTOMER), context))
@@ -147,7 +147,7 @@ def run_every_function(
     contact = {key: value for key, value in REFUSED.items() if key != "address"}
     refused = queue_message("cust-drisk-1177", T0, "r-drisk-1", **contact, attributes=deep)
     quoted = queue_message("cust-sparrowgate-5", T0, "r-sparrowgate-1", **QUOTED)
-    with test_database.server.connect(test_database.name) as connection, connection.cursor() as cursor:
+    with fresh_database.server.connect(fresh_database.name) as connection, connection.cursor() as cursor:
         cursor.execute(QUOTING_TRIGGER)
     event = sqs_event(sqs_record(json.loads(message["Body"])), sqs_record(refused), sqs_record(quoted))
     replies["stored"] = traced(lambda: consumer.handler(event, context))
@@ -164,7 +164,7 @@ def run_every_function(
         replies[name] = traced(lambda request=request: reader.handler(request, context))
 
     # The migrator applies the schema to the same database.
-    env = test_database.env | {"APP_DB_USER": "ingest_app_test", "READER_DB_USER": "ingest_reader_test"}
+    env = migrator_env(fresh_database.server, fresh_database.name, "ingest_app_test", "ingest_reader_test")
     migrator = load_migrator(monkeypatch, env)
     replies["migrated"] = traced(
         lambda: migrator.handler(custom_resource_event("Update", response_url[0]), context)
@@ -172,13 +172,15 @@ def run_every_function(
     return replies
 
 
-def test_no_customer_value_and_no_reply_reaches_x_ray(xray, test_database, queues, monkeypatch, response_url):
+def test_no_customer_value_and_no_reply_reaches_x_ray(
+    xray, fresh_database, queues, monkeypatch, response_url
+):
     # GIVEN every function with tracing active
     # WHEN a customer's body is accepted, stored and read back, and each function meets an error
-    replies = run_every_function(test_database, queues, monkeypatch, response_url)
+    replies = run_every_function(fresh_database, queues, monkeypatch, response_url)
     with mock_aws():
         stack = MotoStack()
-        console = load_handler("console", monkeypatch, console_env(stack))
+        console = load_handler("console", monkeypatch, stack.console_env())
         for groups in ("console-operators", None):
             request = api_event("GET", "/console/api/status")
             request["requestContext"]["authorizer"]["claims"]["cognito:groups"] = groups
@@ -211,18 +213,3 @@ def test_no_customer_value_and_no_reply_reaches_x_ray(xray, test_database, queue
         key for document in documents for space in document.get("metadata", {}).values() for key in space
     ]
     assert [key for key in metadata if key.endswith((" response", " error"))] == []
-
-
-def console_env(stack: MotoStack) -> dict[str, str]:
-    return {
-        "DB_HOST": "customer-ingest-dev.cluster-abc.us-east-1.rds.amazonaws.com",
-        "DB_NAME": "ingest",
-        "DB_USER": "ingest_reader",
-        "DB_AUTH": "iam",
-        "DB_TLS": "verify",
-        "DB_CLUSTER_ID": "customer-ingest-dev",
-        "QUEUE_URL": stack.queue_url,
-        "DEAD_LETTER_QUEUE_URL": stack.dead_letter_url,
-        "SIGN_IN_DOMAIN": "ingest-1234.auth.us-east-1.amazoncognito.com",
-        "CONSOLE_CLIENT_ID": "console-client-id",
-    }

@@ -52,3 +52,12 @@ def emulator_sqs(emulator_endpoint: str) -> Any:
 def queue_name() -> str:
     """A fresh name per test: the servers live for the whole session."""
     return f"q-{uuid.uuid4().hex[:12]}"
+
+
+def create_fifo(sqs: Any, name: str, **attributes: Any) -> str:
+    attributes = {"FifoQueue": "true", **{key: str(value) for key, value in attributes.items()}}
+    return sqs.create_queue(QueueName=f"{name}.fifo", Attributes=attributes)["QueueUrl"]
+
+
+def error_code(excinfo: pytest.ExceptionInfo[Any]) -> str:
+    return excinfo.value.response["Error"]["Code"]

@@ -13,16 +13,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sqs.conftest import sqs_client
-
-
-def create_fifo(sqs, name: str, **attributes) -> str:
-    attributes = {"FifoQueue": "true", **{key: str(value) for key, value in attributes.items()}}
-    return sqs.create_queue(QueueName=f"{name}.fifo", Attributes=attributes)["QueueUrl"]
-
-
-def error_code(excinfo) -> str:
-    return excinfo.value.response["Error"]["Code"]
+from tests.sqs.conftest import create_fifo, error_code, sqs_client
 
 
 def test_create_get_and_list_queues(sqs, queue_name):

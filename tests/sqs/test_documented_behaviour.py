@@ -7,7 +7,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sqs.test_conformance import create_fifo, error_code
+from tests.sqs.conftest import create_fifo, error_code
 
 
 def send(sqs, queue_url: str, body: str, group: str = "g") -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.api import InvalidInput
+from ingest.errors import InvalidInput
 from ingest.models import MAX_BODY_BYTES, REQUEST_ID_PATTERN
 from ingest_console.api import console_app
 from ingest_console.contract import (

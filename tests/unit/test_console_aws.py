@@ -14,69 +14,14 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ingest.api import InvalidInput, Unavailable
 from ingest.config import DatabaseSettings
+from ingest.errors import InvalidInput, Unavailable
 from ingest_console.aws import EVENTS_OVERLAP, AwsBackend
-from ingest_console.config import ConsoleSettings
 from ingest_console.contract import Conflict, FaultInProgress, ReconcileRequest
 from local.servers import free_port
-from local.template import Template
+from tests.moto_stack import CLUSTER, REGION, MotoStack, settings
 
-REGION = "us-east-1"
-CLUSTER = "customer-ingest-dev"
 T0 = datetime(2026, 11, 30, 19, 0, tzinfo=UTC)
-
-
-def settings(queue_url: str, dead_letter_url: str) -> ConsoleSettings:
-    """What template.yaml gives the console function (password and no TLS: no database is reached here)."""
-    return ConsoleSettings.from_env(
-        {
-            "DB_HOST": f"{CLUSTER}.cluster-abc.{REGION}.rds.amazonaws.com",
-            "DB_NAME": "ingest",
-            "DB_USER": "ingest_reader",
-            "DB_AUTH": "password",
-            "DB_TLS": "off",
-            "DB_CLUSTER_ID": CLUSTER,
-            "QUEUE_URL": queue_url,
-            "DEAD_LETTER_QUEUE_URL": dead_letter_url,
-            "SIGN_IN_DOMAIN": f"ingest-1234.auth.{REGION}.amazoncognito.com",
-            "CONSOLE_CLIENT_ID": "console-client",
-        }
-    )
-
-
-class MotoStack:
-    """The cluster (writer db-a in one zone, reader db-b in another) and the two queues, in moto."""
-
-    def __init__(self) -> None:
-        self.rds: Any = boto3.client("rds", region_name=REGION)
-        self.sqs: Any = boto3.client("sqs", region_name=REGION)
-        self.rds.create_db_cluster(
-            DBClusterIdentifier=CLUSTER,
-            Engine="aurora-mysql",
-            MasterUsername="ingest_admin",
-            ManageMasterUserPassword=True,
-        )
-        for instance, zone in (("db-a", "us-east-1a"), ("db-b", "us-east-1b")):
-            self.rds.create_db_instance(
-                DBInstanceIdentifier=instance,
-                DBClusterIdentifier=CLUSTER,
-                Engine="aurora-mysql",
-                DBInstanceClass="db.t4g.medium",
-                AvailabilityZone=zone,
-            )
-        template = Template()
-        urls = {}
-        for logical_id in ("CustomerDeadLetterQueue", "CustomerQueue"):
-            queue = template.queue(logical_id)
-            urls[logical_id] = self.sqs.create_queue(QueueName=queue.name, Attributes=queue.attributes)[
-                "QueueUrl"
-            ]
-        self.queue_url = urls["CustomerQueue"]
-        self.dead_letter_url = urls["CustomerDeadLetterQueue"]
-
-    def backend(self, rds: Any = None) -> AwsBackend:
-        return AwsBackend(settings(self.queue_url, self.dead_letter_url), rds or self.rds, self.sqs)
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from moto import mock_aws
 from local.lambda_runtime import LambdaContext
 from local.testdata import api_event
 from tests.conftest import load_handler
-from tests.unit.test_console_aws import MotoStack
-
-DOMAIN = "ingest-1234.auth.us-east-1.amazoncognito.com"
+from tests.moto_stack import CONSOLE_CLIENT_ID, SIGN_IN_DOMAIN, MotoStack
 
 
 @pytest.fixture
@@ -24,19 +22,7 @@ def console(monkeypatch) -> Iterator[tuple[Any, MotoStack]]:
     """functions/console/app.py loaded as a new container would, with template.yaml's variables."""
     with mock_aws():
         stack = MotoStack()
-        env = {
-            "DB_HOST": "customer-ingest-dev.cluster-abc.us-east-1.rds.amazonaws.com",
-            "DB_NAME": "ingest",
-            "DB_USER": "ingest_reader",
-            "DB_AUTH": "iam",
-            "DB_TLS": "verify",
-            "DB_CLUSTER_ID": "customer-ingest-dev",
-            "QUEUE_URL": stack.queue_url,
-            "DEAD_LETTER_QUEUE_URL": stack.dead_letter_url,
-            "SIGN_IN_DOMAIN": DOMAIN,
-            "CONSOLE_CLIENT_ID": "console-client-id",
-        }
-        yield load_handler("console", monkeypatch, env), stack
+        yield load_handler("console", monkeypatch, stack.console_env()), stack
 
 
 def call(
@@ -120,8 +106,8 @@ def test_the_page_and_its_sign_in_settings_need_no_sign_in(console):
     assert page_headers["Content-Type"].startswith("text/html")
     assert "<html" in page.lower()
     assert json.loads(settings) == {
-        "cognito_domain": DOMAIN,
-        "client_id": "console-client-id",
+        "cognito_domain": SIGN_IN_DOMAIN,
+        "client_id": CONSOLE_CLIENT_ID,
         "scopes": "openid customers/write customers/read",
         "redirect_uri": "https://abc123.execute-api.us-east-1.amazonaws.com/v1/console/",
     }
@@ -129,7 +115,7 @@ def test_the_page_and_its_sign_in_settings_need_no_sign_in(console):
     policy = dict(
         directive.split(" ", 1) for directive in page_headers["Content-Security-Policy"].split("; ")
     )
-    assert policy["connect-src"] == f"'self' https://{DOMAIN}"
+    assert policy["connect-src"] == f"'self' https://{SIGN_IN_DOMAIN}"
 
 
 def test_the_page_without_its_slash_is_sent_to_it(console):

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.api import InvalidInput
+from ingest.errors import InvalidInput
 from ingest.models import MAX_SAFE_INTEGER
 from ingest.rest import parse_json
 from tests.json_bodies import bodies

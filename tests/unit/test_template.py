@@ -8,38 +8,21 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import subprocess
-import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ingest.api import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
 from ingest.config import ReaderSettings
 from ingest.connection import worst_case_s
+from ingest.errors import API_GATEWAY_TIMEOUT_S, RETRY_AFTER_SECONDS
 from local.template import TEMPLATE_PATH, Template, TemplateError, shared_values
+from tests.template_checks import TRACING_AND_VPC_ACTIONS, run_cfn_lint
 
 ROOT = TEMPLATE_PATH.parent
 EVENTS = ROOT / "events"
 
-# Statements allowed Resource "*": the services offer no resource-level permission for these actions.
-# Tracing and the VPC attachment: what every function in the VPC needs, and none of it has a resource
-# narrower than "*".
-TRACING_AND_VPC_ACTIONS = frozenset(
-    {
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        "ec2:CreateNetworkInterface",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSubnets",
-        "ec2:DeleteNetworkInterface",
-        "ec2:AssignPrivateIpAddresses",
-        "ec2:UnassignPrivateIpAddresses",
-    }
-)
+# Statements allowed Resource "*": besides tracing and the VPC attachment (tests/template_checks.py).
 STAR_ALLOWED_ACTIONS = TRACING_AND_VPC_ACTIONS | {"rds:DescribeEvents"}  # the demo console's timeline
 
 
@@ -377,7 +360,7 @@ def test_consumer_polls_and_backs_off_on_its_queue_and_sends_only_to_the_dead_le
 def test_only_the_migrator_reads_the_master_secret_and_logs_in_with_it_straight_to_the_cluster(resources):
     """GIVEN the master user's RDS-managed secret THEN the schema migrator alone may read it, through an
     endpoint that allows that one call on that one secret, and logs in with it to the cluster's writer;
-    the proxy and the other functions never touch it, and the app users have no password at all."""
+    the proxy and the other functions never touch it, and the two function users have no password at all."""
     master_secret = {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
     assert _actions(resources, "SchemaMigratorFunctionRole")["secretsmanager:GetSecretValue"] == [
         master_secret
@@ -398,7 +381,7 @@ def test_only_the_migrator_reads_the_master_secret_and_logs_in_with_it_straight_
         "verify",
     )
     assert "DB_PASSWORD" not in migrator
-    # End-to-end IAM: the proxy itself logs in as the app users with a token.
+    # End-to-end IAM: the proxy itself logs in as the two function users with a token.
     app, reader = _actions(resources, "DatabaseProxyRole")["rds-db:connect"]
     assert app["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${AppDatabaseUser}")
     assert reader["Fn::Sub"].endswith(":dbuser:${DatabaseCluster.DBClusterResourceId}/${ReaderDatabaseUser}")
@@ -487,20 +470,8 @@ def test_outputs_give_what_an_operator_needs(template):
 # --- tools and files --------------------------------------------------------------------------------
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed")
-    return found
-
-
-# cfn-lint with the serverless rules (cfn-lint-serverless), as make lint runs it.
-def _cfn_lint(path: Path) -> list[str]:
-    return [_tool("cfn-lint"), "--append-rules", "cfn_lint_serverless.rules", "--", str(path)]
-
-
 def test_cfn_lint_reports_nothing():
-    result = subprocess.run(_cfn_lint(TEMPLATE_PATH), capture_output=True, text=True, cwd=ROOT, check=False)
+    result = run_cfn_lint(TEMPLATE_PATH)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -509,7 +480,7 @@ def test_cfn_lint_reports_nothing_with_the_api_definition_inlined(tmp_path):
     # openapi.yaml's references (functions, user pool, conditions) are checked too.
     processed = tmp_path / "template.json"
     processed.write_text(json.dumps(TEMPLATE.document))
-    result = subprocess.run(_cfn_lint(processed), capture_output=True, text=True, cwd=ROOT, check=False)
+    result = run_cfn_lint(processed)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ingest.api import API_GATEWAY_TIMEOUT_S
 from ingest.config import DatabaseSettings
 from ingest.connection import worst_case_s
+from ingest.errors import API_GATEWAY_TIMEOUT_S
 from local.template import TEMPLATE_PATH, Template
 from tests.deployed_template import rendered
-from tests.unit.test_template import TRACING_AND_VPC_ACTIONS, _cfn_lint
-from tests.unit.test_template_operations import deploy_refused
+from tests.template_checks import TRACING_AND_VPC_ACTIONS, deploy_refused, run_cfn_lint
 
 ROOT = TEMPLATE_PATH.parent
 TEMPLATE = Template()
@@ -183,7 +181,7 @@ def test_cfn_lint_reports_nothing_with_the_console(value, tmp_path: Path):
     processed = tmp_path / "template.json"
     processed.write_text(json.dumps(document))
     # WHEN cfn-lint (with the serverless rules) checks it THEN it finds nothing
-    result = subprocess.run(_cfn_lint(processed), capture_output=True, text=True, cwd=ROOT, check=False)
+    result = run_cfn_lint(processed)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 
 from ingest import models
-from ingest.api import InvalidInput
+from ingest.errors import InvalidInput
 from ingest.producer import parse_customer
 from ingest.rest import parse_json
 from local.template import Template

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from local.template import PSEUDO_PARAMETERS, TEMPLATE_PATH, Template
+from local.template import TEMPLATE_PATH, Template
 from tests.deployed_template import Concrete
+from tests.template_checks import deploy_refused
 
 TEMPLATE = Template()
 DOCUMENT = TEMPLATE.document
@@ -171,39 +172,6 @@ def test_thresholds_operators_differ_on_are_parameters():
     for name, parameter in THRESHOLD_PARAMETERS.items():
         assert alarms()[name]["Threshold"] == {"Ref": parameter}, name
         assert parameter in DOCUMENT["Parameters"]
-
-
-def evaluate_rule_function(value: Any, parameters: dict[str, str]) -> Any:
-    """The rule functions template.yaml's Rules use (Fn::Equals, Fn::Not, Fn::Or, Fn::Contains, Ref)."""
-    if isinstance(value, dict):
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return parameters[argument]
-        arguments = [evaluate_rule_function(item, parameters) for item in argument]
-        if function == "Fn::Equals":
-            return arguments[0] == arguments[1]
-        if function == "Fn::Not":
-            return not arguments[0]
-        if function == "Fn::Or":
-            return any(arguments)
-        if function == "Fn::Contains":
-            return arguments[1] in arguments[0]
-        raise AssertionError(f"no rule function {function} here")
-    return value
-
-
-def deploy_refused(**overrides: str) -> list[str]:
-    """The AssertDescriptions CloudFormation would answer a deploy with these parameters."""
-    defaults = {name: str(p.get("Default", "")) for name, p in DOCUMENT["Parameters"].items()}
-    parameters = PSEUDO_PARAMETERS | defaults | overrides
-    refused = []
-    for rule in DOCUMENT["Rules"].values():
-        if "RuleCondition" in rule and not evaluate_rule_function(rule["RuleCondition"], parameters):
-            continue
-        for assertion in rule["Assertions"]:
-            if not evaluate_rule_function(assertion["Assert"], parameters):
-                refused.append(assertion["AssertDescription"])
-    return refused
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from pydantic import BaseModel, ConfigDict
 
-from ingest.api import InvalidInput, NotFound, validated
+from ingest.errors import InvalidInput, NotFound, validated
 from ingest.rest import ERROR_STATUS, json_document, json_response, register_error_handlers
 from ingest_console.contract import (
     MAX_RECONCILE_IDS,

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Literal
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.api import InvalidInput, Unavailable
 from ingest.config import AMAZON_RDS_ROOTS, DatabaseSettings
 from ingest.connection import Database, DatabaseUnavailable, error_label, is_transient
+from ingest.errors import InvalidInput, Unavailable
 from ingest_console import aurora, dead_letters, ledger
 from ingest_console.config import ConsoleSettings
 from ingest_console.contract import (

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.api import RequestError
+from ingest.errors import RequestError
 from ingest.models import RequestId
 
 # Request ids the page may ask about in one reconcile call (the page pages through longer lists): as

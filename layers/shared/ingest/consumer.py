@@ -90,7 +90,8 @@ class BatchOutcome:
     # message id -> why it failed, in batch order; records of a blocked group say which record blocked it
     failed: dict[str, str]
     poison: list[str]
-    # poison records this consumer moved to the dead-letter queue itself (see Consumer._park)
+    # poison records this consumer moved to the dead-letter queue itself
+    # (see Consumer._move_to_dead_letter_queue_if_due)
     dead_lettered: list[str]
 
     def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
@@ -171,7 +172,8 @@ class Consumer:
             calls = math.ceil(len(records) / VISIBILITY_BATCH_SIZE)
             work_deadline = deadline.earlier_by(calls * self.sqs_call_s)
         parsed = [_parse(record) for record in records]
-        parked, invalid = self._set_aside([entry for entry in parsed if entry.message is None], work_deadline)
+        unreadable = [entry for entry in parsed if entry.message is None]
+        moved, invalid = self._set_aside_unreadable(unreadable, work_deadline)
         batch = [(record.message_id, _group_of(record)) for record in records]
         blocked = blocked_by_failures(batch, invalid)
         stored = self._store(
@@ -185,7 +187,7 @@ class Consumer:
         reasons = invalid | stored.rejected
         for message_id, blocker in blocked_by_failures(batch, reasons).items():
             reasons[message_id] = f"after failed message {blocker}"
-        dead_lettered = [*parked, *stored.dead_lettered]
+        dead_lettered = [*moved, *stored.dead_lettered]
         if stored.database_unavailable:
             # The whole batch waits in the queue (storing it again later is harmless: primary key),
             # except what is in the dead-letter queue already: reported failed, it would be moved again.
@@ -196,7 +198,7 @@ class Consumer:
             }
         failed = {message_id: reasons[message_id] for message_id, _ in batch if message_id in reasons}
         if failed:
-            self._hide(self._retry_delays(records, failed, stored.database_unavailable))
+            self._delay_retries(self._retry_delays(records, failed, stored.database_unavailable))
         return BatchOutcome(
             inserted=stored.inserted,
             duplicates=stored.duplicates,
@@ -206,18 +208,18 @@ class Consumer:
             dead_lettered=dead_lettered,
         )
 
-    def _set_aside(
-        self, poison: Sequence[_Parsed], deadline: Deadline | None
+    def _set_aside_unreadable(
+        self, unreadable: Sequence[_Parsed], deadline: Deadline | None
     ) -> tuple[list[str], dict[str, str]]:
         """Invalid messages: the ids moved to the dead-letter queue, and the others with why they fail."""
-        parked: list[str] = []
+        moved: list[str] = []
         failed: dict[str, str] = {}
-        for entry in poison:
-            if self._park(entry.record, deadline):
-                parked.append(entry.record.message_id)
+        for entry in unreadable:
+            if self._move_to_dead_letter_queue_if_due(entry.record, deadline):
+                moved.append(entry.record.message_id)
             else:
                 failed[entry.record.message_id] = entry.problem
-        return parked, failed
+        return moved, failed
 
     def _store(
         self, writable: Sequence[tuple[ReceivedRecord, QueueMessage]], deadline: Deadline | None
@@ -251,7 +253,7 @@ class Consumer:
                 _log_unavailable(error)
                 return _Stored(inserted, duplicates, rejected, dead_lettered, database_unavailable=True)
             except Exception as error:
-                if self._park(record, deadline):
+                if self._move_to_dead_letter_queue_if_due(record, deadline):
                     dead_lettered.append(record.message_id)
                 else:
                     rejected[record.message_id] = f"rejected by the database: {error_label(error)}"
@@ -297,7 +299,7 @@ class Consumer:
                 raise
             raise DatabaseUnavailable(str(error)) from error
 
-    def _park(self, record: ReceivedRecord, deadline: Deadline | None) -> bool:
+    def _move_to_dead_letter_queue_if_due(self, record: ReceivedRecord, deadline: Deadline | None) -> bool:
         """Once a poison record has had poison_receive_count receives, move it to the dead-letter queue.
 
         SQS's own redrive comes only at maxReceiveCount, which is sized for a long database outage
@@ -355,7 +357,7 @@ class Consumer:
             for index, record in enumerate(record for record in records if record.message_id in failed)
         ]
 
-    def _hide(self, entries: Sequence[VisibilityEntry]) -> None:
+    def _delay_retries(self, entries: Sequence[VisibilityEntry]) -> None:
         """Set the records' visibility timeouts (best effort: the queue's own timeout applies otherwise)."""
         for start in range(0, len(entries), VISIBILITY_BATCH_SIZE):
             chunk = entries[start : start + VISIBILITY_BATCH_SIZE]

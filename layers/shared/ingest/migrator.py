@@ -1,4 +1,5 @@
-"""The schema migrator custom resource: apply schema.sql and the app user on Create and Update."""
+"""The schema migrator custom resource: apply schema.sql and create the two function users on Create
+and Update."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ingest.schema import (
     IAM_AUTHENTICATION,
     READER_PRIVILEGES,
     apply_schema,
-    ensure_app_user,
+    ensure_function_user,
     schema_version,
 )
 
@@ -44,8 +45,8 @@ def migrate(
     # The connection belongs to the container's Database, which keeps or replaces it.
     connection = connect()
     statements = apply_schema(connection, database)
-    ensure_app_user(connection, app_user, database, authentication, APP_PRIVILEGES)
-    ensure_app_user(connection, reader_user, database, authentication, READER_PRIVILEGES)
+    ensure_function_user(connection, app_user, database, authentication, APP_PRIVILEGES)
+    ensure_function_user(connection, reader_user, database, authentication, READER_PRIVILEGES)
     return {"Statements": len(statements), "Database": database, "SchemaVersion": schema_version()}
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-# The API's limits. template.yaml's request model states the same rules so that API Gateway
+# The API's limits. openapi.yaml's request model states the same rules so that API Gateway
 # rejects most bad bodies before a function runs; a test keeps the two in agreement.
 MAX_BODY_BYTES = 64 * 1024
 MAX_ATTRIBUTES = 50

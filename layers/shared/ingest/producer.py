@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.api import InvalidInput, Unavailable, validated
+from ingest.errors import InvalidInput, Unavailable, validated
 from ingest.models import REQUEST_ID_PATTERN, Accepted, CustomerIn, QueueMessage
 
 # Request ids made from an Idempotency-Key live in their own UUID namespace.

@@ -1,4 +1,4 @@
-"""The reader's logic: look up a customer's profile or a record's commit; ingest.api errors for the rest."""
+"""The reader's logic: look up a customer's profile or a record's commit, or raise an ingest.errors error."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pymysql
 
 from ingest import repository
-from ingest.api import InvalidInput, NotFound, Unavailable
 from ingest.connection import Database, DatabaseUnavailable, is_transient
+from ingest.errors import InvalidInput, NotFound, Unavailable
 from ingest.models import CUSTOMER_ID_PATTERN, REQUEST_ID_PATTERN, CommittedRecord, CustomerProfile
 
 

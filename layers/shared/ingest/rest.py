@@ -1,6 +1,6 @@
 """The HTTP edge of the producer and the reader: request bodies in, replies and error replies out.
 
-The API logic (ingest.producer, ingest.reader) raises the errors of ingest.api; ERROR_STATUS is the
+The API logic (ingest.producer, ingest.reader) raises the errors of ingest.errors; ERROR_STATUS is the
 one place that gives each its HTTP status, and error_reply the one body every error gets. (The demo
 console's API adds its own errors to the table: ingest_console.api.)
 """
@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
-from ingest.api import InvalidInput, NotFound, RequestError, Unavailable
+from ingest.errors import InvalidInput, NotFound, RequestError, Unavailable
 from ingest.models import MAX_ATTRIBUTES_DEPTH, MAX_BODY_BYTES, MAX_DOCUMENT_DEPTH, MAX_SAFE_INTEGER
 
 

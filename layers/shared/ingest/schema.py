@@ -52,7 +52,7 @@ def apply_schema(connection: pymysql.Connection, database: str) -> list[str]:
     return statements
 
 
-def ensure_app_user(
+def ensure_function_user(
     connection: pymysql.Connection,
     user: str,
     database: str,

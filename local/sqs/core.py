@@ -3,8 +3,8 @@
 Requests and replies are the JSON documents of the SQS JSON protocol, so the HTTP layer only
 routes. Time comes from an injectable clock (seconds), so tests can make time pass instantly.
 The actions live with what they work on: queues.py, messages.py (send, delete, visibility),
-receiving.py, move_tasks.py; storage.py holds the SQLite database, fifo.py the FIFO group
-scheduling and deduplication, validation.py and batch.py the request checks.
+receiving.py, move_tasks.py; storage.py holds the SQLite database and all its statements (FIFO
+group scheduling and deduplication among them), validation.py and batch.py the request checks.
 
 Cost per call is O(log n) in the queue's depth: standard queues receive through an index of
 their messages by visibility, FIFO queues through an index of their ready message groups.
@@ -122,7 +122,7 @@ class QueueStore:
                 remaining = deadline - time.monotonic()
                 if messages or remaining <= 0 or self._storage.queues.get(queue.name) is not queue:
                     return {"Messages": messages} if messages else {}
-                next_ready = self._receiver.next_ready_at(queue)
+                next_ready = self._storage.next_delivery_at(queue)
                 if next_ready is not None:
                     remaining = min(remaining, max(0.001, (next_ready - self.now_ms()) / 1000))
                 self._changed.wait(remaining)

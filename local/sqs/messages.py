@@ -12,7 +12,7 @@ from local.sqs.batch import batch_entries, batch_reply
 from local.sqs.errors import SqsError
 from local.sqs.model import Queue
 from local.sqs.queues import QueueAddresses
-from local.sqs.storage import Storage, marks
+from local.sqs.storage import Storage
 
 # SendMessageBatch API reference: "The maximum allowed individual message size and the maximum
 # total payload size (the sum of the individual lengths of all of the batched messages) are both
@@ -45,7 +45,6 @@ def message_attributes_md5(attributes: dict[str, Any]) -> str:
 class MessageActions:
     def __init__(self, storage: Storage, addresses: QueueAddresses) -> None:
         self._storage = storage
-        self._db = storage.db
         self._addresses = addresses
 
     # ---- sending ------------------------------------------------------------------------------
@@ -129,19 +128,12 @@ class MessageActions:
         receive succeeds without deleting, as SQS documents for DeleteMessage."""
         if not handles:
             return
-        ids, latest = {row_id for row_id, _ in handles}, set(handles)
-        rows = self._db.execute(  # by row id only: a queue_id term could make SQLite walk the queue
-            f"SELECT id, receipt_token, group_id, queue_id FROM messages WHERE id IN ({marks(len(ids))})",
-            tuple(ids),
-        ).fetchall()
-        deleted = [row for row in rows if (row[0], row[1]) in latest and row[3] == queue.id]
-        if deleted:
-            self._db.execute(
-                f"DELETE FROM messages WHERE id IN ({marks(len(deleted))})", [row[0] for row in deleted]
-            )
-        if queue.fifo:
-            for group_id in {row[2] for row in deleted}:
-                self._storage.groups.refresh(queue.id, group_id)
+        latest = set(handles)
+        rows = self._storage.receipts({row_id for row_id, _ in handles})
+        deleted = [
+            row for row in rows if (row["id"], row["receipt_token"]) in latest and row["queue_id"] == queue.id
+        ]
+        self._storage.delete_messages(queue, deleted)
 
     # ---- visibility ---------------------------------------------------------------------------
 
@@ -157,18 +149,13 @@ class MessageActions:
     def _change_visibility(self, queue: Queue, params: dict[str, Any]) -> dict[str, Any]:
         timeout = validation.visibility_timeout(params)
         row_id, token = validation.receipt_handle(params.get("ReceiptHandle"))
-        row = self._db.execute(
-            "SELECT id, group_id, visible_at, receipt_token FROM messages WHERE id = ? AND queue_id = ?",
-            (row_id, queue.id),
-        ).fetchone()
-        if row is None or row["receipt_token"] != token:
+        row = next(iter(self._storage.receipts({row_id})), None)
+        if row is None or row["queue_id"] != queue.id or row["receipt_token"] != token:
             raise SqsError(
                 "ReceiptHandleIsInvalid", "The receipt handle has expired or is not the latest one."
             )
         now = self._storage.now_ms()
         if row["visible_at"] <= now:
             raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
-        self._db.execute("UPDATE messages SET visible_at = ? WHERE id = ?", (now + timeout * 1000, row["id"]))
-        if queue.fifo:
-            self._storage.groups.refresh(queue.id, row["group_id"])
+        self._storage.change_visibility(queue, row, now + timeout * 1000)
         return {}

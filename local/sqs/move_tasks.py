@@ -19,7 +19,6 @@ MAX_LISTED_TASKS = 10
 class MoveTasks:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._db = storage.db
         self._queues = storage.queues
 
     def _source(self, params: dict[str, Any]) -> tuple[str, Queue]:
@@ -41,25 +40,15 @@ class MoveTasks:
         rate = params.get("MaxNumberOfMessagesPerSecond")
         if rate is not None:
             int_parameter(params, "MaxNumberOfMessagesPerSecond", 1, 1, MAX_RATE)
-        running = self._db.execute(
-            "SELECT 1 FROM move_tasks WHERE source_queue_id = ? AND status = 'RUNNING'", (source.id,)
-        ).fetchone()
-        if running:
+        if self._storage.has_running_move_task(source):
             raise invalid(
                 "There is already a task running. Only one active task is allowed per source queue."
             )
         now = self._storage.now_ms()
-        (to_move,) = self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE queue_id = ?", (source.id,)
-        ).fetchone()
         handle = base64.urlsafe_b64encode(
             json.dumps({"taskId": str(uuid.uuid4()), "sourceArn": source_arn}).encode()
         ).decode()
-        self._db.execute(
-            "INSERT INTO move_tasks (handle, source_queue_id, source_arn, destination_arn, rate, status,"
-            " to_move, started_at) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?)",
-            (handle, source.id, source_arn, destination_arn, rate, to_move, now),
-        )
+        self._storage.add_move_task(handle, source, source_arn, destination_arn, rate, now)
         self._advance(handle, now)
         return {"TaskHandle": handle}
 
@@ -67,10 +56,7 @@ class MoveTasks:
         _, source = self._source(params)
         limit = int_parameter(params, "MaxResults", 1, 1, MAX_LISTED_TASKS)
         results = []
-        for task in self._db.execute(
-            "SELECT * FROM move_tasks WHERE source_queue_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
-            (source.id, limit),
-        ):
+        for task in self._storage.latest_move_tasks(source, limit):
             result = {
                 "Status": task["status"],
                 "SourceArn": task["source_arn"],
@@ -93,38 +79,29 @@ class MoveTasks:
         handle = params.get("TaskHandle")
         if not handle:
             raise missing("TaskHandle")
-        task = self._db.execute(
-            "SELECT moved FROM move_tasks WHERE handle = ? AND status = 'RUNNING'", (handle,)
-        ).fetchone()
-        if task is None:
+        task = self._storage.move_task(handle)
+        if task is None or task["status"] != "RUNNING":
             raise SqsError("ResourceNotFoundException", "Task does not exist or is not running.")
-        self._db.execute("UPDATE move_tasks SET status = 'CANCELLED' WHERE handle = ?", (handle,))
+        self._storage.update_move_task(handle, task["moved"], "CANCELLED", task["failure_reason"])
         return {"ApproximateNumberOfMessagesMoved": task["moved"]}
 
     def advance_running(self, now: int) -> bool:
         """Move the next messages of every running task; whether any task ran."""
-        handles = [
-            row[0] for row in self._db.execute("SELECT handle FROM move_tasks WHERE status = 'RUNNING'")
-        ]
+        handles = self._storage.running_move_task_handles()
         for handle in handles:
             self._advance(handle, now)
         return bool(handles)
 
     def _advance(self, handle: str, now: int) -> None:
-        task = self._db.execute("SELECT * FROM move_tasks WHERE handle = ?", (handle,)).fetchone()
+        task = self._storage.move_task(handle)
+        assert task is not None  # a task is never deleted
         source = self._storage.queue_by_id(task["source_queue_id"])
         allowed = task["to_move"] - task["moved"]
         if task["rate"]:
             allowed = min(allowed, (now - task["started_at"]) * task["rate"] // 1000 + 1 - task["moved"])
         moved, failure = 0, None
         if source is not None and allowed > 0:
-            # FIFO: group by group, each in order; standard: through the visibility index.
-            order = "ORDER BY group_id, id" if source.fifo else "AND dedup_id IS NULL ORDER BY visible_at, id"
-            rows = self._db.execute(
-                f"SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? {order} LIMIT ?",
-                (source.id, now, min(allowed, MAX_MOVE_CHUNK)),
-            ).fetchall()
-            for row in rows:
+            for row in self._storage.messages_to_move(source, now, min(allowed, MAX_MOVE_CHUNK)):
                 if task["destination_arn"]:
                     destination = self._queues.get(queue_name_from_arn(task["destination_arn"]))
                 else:
@@ -141,7 +118,4 @@ class MoveTasks:
         status = "FAILED" if failure else "RUNNING"
         if not failure and (source is None or total >= task["to_move"] or (allowed > 0 and moved == 0)):
             status = "COMPLETED"
-        self._db.execute(
-            "UPDATE move_tasks SET moved = ?, status = ?, failure_reason = ? WHERE handle = ?",
-            (total, status, failure, handle),
-        )
+        self._storage.update_move_task(handle, total, status, failure)

@@ -9,21 +9,16 @@ from typing import Any
 from local.sqs.messages import message_attributes_md5
 from local.sqs.model import ACCOUNT, Queue
 from local.sqs.queues import QueueAddresses
-from local.sqs.storage import Storage, marks
+from local.sqs.storage import Storage
 from local.sqs.validation import MAX_VISIBILITY_TIMEOUT_S, int_parameter
 
 MAX_WAIT_S = 20
 MAX_MESSAGES = 10
-RECEIVED_COLUMNS = (
-    "id, message_id, body, body_md5, message_attributes, message_attributes_md5, group_id, dedup_id, sent_at,"
-    " visible_at, expires_at, receive_count, first_received_at, dead_letter_source_queue_id"
-)
 
 
 class Receiver:
     def __init__(self, storage: Storage, addresses: QueueAddresses) -> None:
         self._storage = storage
-        self._db = storage.db
         self._addresses = addresses
 
     def validated_request(self, params: dict[str, Any]) -> tuple[Queue, int]:
@@ -37,14 +32,6 @@ class Receiver:
         int_parameter(params, "VisibilityTimeout", 0, 0, MAX_VISIBILITY_TIMEOUT_S)
         return queue, wait_s
 
-    def next_ready_at(self, queue: Queue) -> int | None:
-        """When the queue can next deliver a message (None when it is empty)."""
-        if queue.fifo:
-            return self._storage.groups.next_ready_at(queue.id)
-        return self._db.execute(
-            "SELECT MIN(visible_at) FROM messages WHERE queue_id = ? AND dedup_id IS NULL", (queue.id,)
-        ).fetchone()[0]
-
     def receive_available(self, queue: Queue, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Receive what can be delivered now, without waiting."""
         limit = params.get("MaxNumberOfMessages", 1)
@@ -55,26 +42,15 @@ class Receiver:
             return self._deliverable(queue, row, now)
 
         if queue.fifo:
-            delivered = self._storage.groups.take(
-                queue.id, limit, RECEIVED_COLUMNS, now, visibility_s, deliverable
-            )
+            delivered = self._storage.groups.take(queue.id, limit, now, visibility_s, deliverable)
         else:
-            rows = self._db.execute(
-                f"SELECT {RECEIVED_COLUMNS} FROM messages WHERE queue_id = ? AND visible_at <= ?"
-                " AND dedup_id IS NULL ORDER BY visible_at LIMIT ?",
-                (queue.id, now, limit * 2),
-            ).fetchall()
+            rows = self._storage.visible_standard_messages(queue, now, limit * 2)
             delivered = [row for row in rows if deliverable(row)][:limit]
         if not delivered:
             return []
         # One token per receive call: the row id in each handle keeps the handles distinct.
         token = secrets.token_urlsafe(12)
-        self._db.execute(
-            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
-            " first_received_at = COALESCE(first_received_at, ?), receipt_token = ?"
-            f" WHERE id IN ({marks(len(delivered))})",
-            (now + visibility_s * 1000, now, token, *(row["id"] for row in delivered)),
-        )
+        self._storage.mark_received(delivered, now, now + visibility_s * 1000, token)
         return [self._message_reply(queue, row, now, token, params) for row in delivered]
 
     def _deliverable(self, queue: Queue, row: sqlite3.Row, now: int) -> bool:

@@ -1,9 +1,11 @@
-"""Storage: the SQLite database of all queues, the catalogue of queues kept in memory, and the
-message rows every action reads and writes.
+"""Storage: the SQLite database of all queues, the catalogue of queues kept in memory, and every
+statement the actions run on it (no other module of the emulator holds SQL).
 
 Standard queues receive through the index (queue_id, visible_at), which holds their messages
 only (those without a deduplication id): a FIFO receive would otherwise move ten of its entries
-for nothing. FIFO queues are scheduled through `message_groups` (see local/sqs/fifo.py).
+for nothing. A FIFO queue keeps one `message_groups` row per non-empty group with the time it can
+next deliver (`ready_at`: its head is visible and none of its messages is in flight), so a receive
+reads the first ready groups from an index instead of scanning messages or groups.
 """
 
 import json
@@ -12,7 +14,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from local.sqs.fifo import Deduplication, GroupSchedule
 from local.sqs.model import Queue
 
 SCHEMA = """
@@ -78,11 +79,153 @@ CREATE TABLE IF NOT EXISTS move_tasks (
 );
 """
 EXPIRED_PER_STEP = 1000  # expired messages dropped per housekeeping step
+DEDUP_INTERVAL_MS = 5 * 60 * 1000
+DEDUP_PRUNE_INTERVAL_MS = 10_000
+RECEIVED_COLUMNS = (  # what a receive reads of each message
+    "id, message_id, body, body_md5, message_attributes, message_attributes_md5, group_id, dedup_id, sent_at,"
+    " visible_at, expires_at, receive_count, first_received_at, dead_letter_source_queue_id"
+)
 
 
 def marks(count: int) -> str:
     """Placeholders for `IN (...)` with `count` values."""
     return ", ".join("?" * count)
+
+
+class GroupSchedule:
+    """When each message group of a FIFO queue can deliver next, and which messages it delivers."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def message_added(self, queue_id: int, group_id: str | None, visible_at: int) -> None:
+        """A new group is ready when its only message is; an existing group keeps its head."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO message_groups VALUES (?, ?, ?)", (queue_id, group_id, visible_at)
+        )
+
+    def refresh(self, queue_id: int, group_id: str) -> None:
+        """Recompute when a group can next deliver: once its head is visible and nothing of it
+        is in flight (received messages block the group until deleted or visible again)."""
+        head = self._db.execute(
+            "SELECT visible_at FROM messages WHERE queue_id = ? AND group_id = ? ORDER BY id LIMIT 1",
+            (queue_id, group_id),
+        ).fetchone()
+        if head is None:
+            self._db.execute(
+                "DELETE FROM message_groups WHERE queue_id = ? AND group_id = ?", (queue_id, group_id)
+            )
+            return
+        (in_flight_until,) = self._db.execute(
+            "SELECT MAX(visible_at) FROM messages WHERE queue_id = ? AND group_id = ? AND receive_count > 0",
+            (queue_id, group_id),
+        ).fetchone()
+        self._db.execute(
+            "INSERT OR REPLACE INTO message_groups VALUES (?, ?, ?)",
+            (queue_id, group_id, max(head[0], in_flight_until or 0)),
+        )
+
+    def next_ready_at(self, queue_id: int) -> int | None:
+        return self._db.execute(
+            "SELECT MIN(ready_at) FROM message_groups WHERE queue_id = ?", (queue_id,)
+        ).fetchone()[0]
+
+    def take(
+        self,
+        queue_id: int,
+        limit: int,
+        now: int,
+        visibility_s: int,
+        deliverable: Callable[[sqlite3.Row], bool],
+    ) -> list[sqlite3.Row]:
+        """As many messages of one ready group as possible, in order, then the next group; each
+        group that delivered is held until the messages' visibility ends. `deliverable` says
+        whether a message goes out (False when it expired or moved to the dead-letter queue)."""
+        delivered: list[sqlite3.Row] = []
+        visited: set[str] = set()
+        while len(delivered) < limit:
+            groups = [
+                group_id
+                for (group_id,) in self._db.execute(
+                    "SELECT group_id FROM message_groups WHERE queue_id = ? AND ready_at <= ?"
+                    " ORDER BY ready_at LIMIT ?",
+                    (queue_id, now, len(visited) + limit - len(delivered)),
+                )
+                if group_id not in visited
+            ]
+            if not groups:
+                break
+            for group_id in groups:
+                visited.add(group_id)
+                delivered_before = len(delivered)
+                self._take_from_group(queue_id, group_id, delivered, limit, now, deliverable)
+                if len(delivered) > delivered_before:  # its head is now in flight until then
+                    self._db.execute(
+                        "UPDATE message_groups SET ready_at = ? WHERE queue_id = ? AND group_id = ?",
+                        (now + visibility_s * 1000, queue_id, group_id),
+                    )
+                else:
+                    self.refresh(queue_id, group_id)
+                if len(delivered) >= limit:
+                    break
+        return delivered
+
+    def _take_from_group(
+        self,
+        queue_id: int,
+        group_id: str,
+        delivered: list[sqlite3.Row],
+        limit: int,
+        now: int,
+        deliverable: Callable[[sqlite3.Row], bool],
+    ) -> None:
+        """Take the group's messages in order until the limit or a delayed one; messages moved to
+        the dead-letter queue or expired on the way make room for the next."""
+        after_id = 0
+        while len(delivered) < limit:
+            rows = self._db.execute(
+                f"SELECT {RECEIVED_COLUMNS} FROM messages WHERE queue_id = ? AND group_id = ? AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (queue_id, group_id, after_id, limit - len(delivered)),
+            ).fetchall()
+            for row in rows:
+                if row["visible_at"] > now:
+                    return
+                after_id = row["id"]
+                if deliverable(row):
+                    delivered.append(row)
+            if not rows:
+                return
+
+
+class Deduplication:
+    """Deduplication ids of FIFO queues, remembered for five minutes per queue or per group."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._last_prune = 0
+
+    def earlier_send(self, queue_id: int, scope: str, dedup_id: str, now: int) -> sqlite3.Row | None:
+        """(message id, sequence number) of the send this one duplicates, if any."""
+        return self._db.execute(
+            "SELECT message_id, sequence_number FROM deduplication"
+            " WHERE queue_id = ? AND scope = ? AND dedup_id = ? AND expires_at > ?",
+            (queue_id, scope, dedup_id, now),
+        ).fetchone()
+
+    def remember(
+        self, queue_id: int, scope: str, dedup_id: str, message_id: str, sequence_number: str, now: int
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO deduplication VALUES (?, ?, ?, ?, ?, ?)",
+            (queue_id, scope, dedup_id, message_id, sequence_number, now + DEDUP_INTERVAL_MS),
+        )
+
+    def prune(self, now: int) -> None:
+        """Drop expired ids, at most every ten seconds: lookups ignore them meanwhile."""
+        if now - self._last_prune > DEDUP_PRUNE_INTERVAL_MS:
+            self._db.execute("DELETE FROM deduplication WHERE expires_at <= ?", (now,))
+            self._last_prune = now
 
 
 class Transaction:
@@ -261,3 +404,111 @@ class Storage:
         for queue_id, group_id in {(row["queue_id"], row["group_id"]) for row in expired}:
             if group_id is not None:
                 self.groups.refresh(queue_id, group_id)
+
+    def delete_messages(self, queue: Queue, rows: list[sqlite3.Row]) -> None:
+        """Delete these messages of the queue (rows with their id and group_id)."""
+        if rows:
+            self.db.execute(
+                f"DELETE FROM messages WHERE id IN ({marks(len(rows))})", [row["id"] for row in rows]
+            )
+        if queue.fifo:
+            for group_id in {row["group_id"] for row in rows}:
+                self.groups.refresh(queue.id, group_id)
+
+    def receipts(self, row_ids: set[int]) -> list[sqlite3.Row]:
+        """The messages with these row ids, with the queue, group, visibility and receipt token of
+        each. By row id only: a queue_id term could make SQLite walk the queue."""
+        return self.db.execute(
+            "SELECT id, receipt_token, group_id, queue_id, visible_at FROM messages"
+            f" WHERE id IN ({marks(len(row_ids))})",
+            tuple(row_ids),
+        ).fetchall()
+
+    def change_visibility(self, queue: Queue, row: sqlite3.Row, visible_at: int) -> None:
+        self.db.execute("UPDATE messages SET visible_at = ? WHERE id = ?", (visible_at, row["id"]))
+        if queue.fifo:
+            self.groups.refresh(queue.id, row["group_id"])
+
+    # ---- receiving ----------------------------------------------------------------------------
+
+    def next_delivery_at(self, queue: Queue) -> int | None:
+        """When the queue can next deliver a message (None when it is empty)."""
+        if queue.fifo:
+            return self.groups.next_ready_at(queue.id)
+        return self.db.execute(
+            "SELECT MIN(visible_at) FROM messages WHERE queue_id = ? AND dedup_id IS NULL", (queue.id,)
+        ).fetchone()[0]
+
+    def visible_standard_messages(self, queue: Queue, now: int, limit: int) -> list[sqlite3.Row]:
+        """Up to `limit` visible messages of a standard queue, those visible longest first."""
+        return self.db.execute(
+            f"SELECT {RECEIVED_COLUMNS} FROM messages WHERE queue_id = ? AND visible_at <= ?"
+            " AND dedup_id IS NULL ORDER BY visible_at LIMIT ?",
+            (queue.id, now, limit),
+        ).fetchall()
+
+    def mark_received(self, rows: list[sqlite3.Row], now: int, visible_at: int, token: str) -> None:
+        """Count a receive of these messages, hidden until `visible_at`, with this receipt token."""
+        self.db.execute(
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1,"
+            " first_received_at = COALESCE(first_received_at, ?), receipt_token = ?"
+            f" WHERE id IN ({marks(len(rows))})",
+            (visible_at, now, token, *(row["id"] for row in rows)),
+        )
+
+    # ---- message move tasks -------------------------------------------------------------------
+
+    def messages_to_move(self, source: Queue, now: int, limit: int) -> list[sqlite3.Row]:
+        """Up to `limit` visible messages in the order a move takes them: FIFO group by group, each
+        in order; standard through the visibility index."""
+        order = "ORDER BY group_id, id" if source.fifo else "AND dedup_id IS NULL ORDER BY visible_at, id"
+        return self.db.execute(
+            f"SELECT * FROM messages WHERE queue_id = ? AND visible_at <= ? {order} LIMIT ?",
+            (source.id, now, limit),
+        ).fetchall()
+
+    def has_running_move_task(self, source: Queue) -> bool:
+        return (
+            self.db.execute(
+                "SELECT 1 FROM move_tasks WHERE source_queue_id = ? AND status = 'RUNNING'", (source.id,)
+            ).fetchone()
+            is not None
+        )
+
+    def add_move_task(
+        self,
+        handle: str,
+        source: Queue,
+        source_arn: str,
+        destination_arn: str | None,
+        rate: int | None,
+        now: int,
+    ) -> None:
+        """A running task that is to move the messages the source queue holds now."""
+        (to_move,) = self.db.execute(
+            "SELECT COUNT(*) FROM messages WHERE queue_id = ?", (source.id,)
+        ).fetchone()
+        self.db.execute(
+            "INSERT INTO move_tasks (handle, source_queue_id, source_arn, destination_arn, rate, status,"
+            " to_move, started_at) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?)",
+            (handle, source.id, source_arn, destination_arn, rate, to_move, now),
+        )
+
+    def latest_move_tasks(self, source: Queue, limit: int) -> list[sqlite3.Row]:
+        """The source queue's last `limit` tasks, newest first."""
+        return self.db.execute(
+            "SELECT * FROM move_tasks WHERE source_queue_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (source.id, limit),
+        ).fetchall()
+
+    def move_task(self, handle: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM move_tasks WHERE handle = ?", (handle,)).fetchone()
+
+    def running_move_task_handles(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT handle FROM move_tasks WHERE status = 'RUNNING'")]
+
+    def update_move_task(self, handle: str, moved: int, status: str, failure_reason: str | None) -> None:
+        self.db.execute(
+            "UPDATE move_tasks SET moved = ?, status = ?, failure_reason = ? WHERE handle = ?",
+            (moved, status, failure_reason, handle),
+        )

@@ -713,7 +713,8 @@ class Verification:
                 )
         group = self.operator.stack.output("RdsEventsLogGroupName")
         delivered = self._rule_sum(cloudwatch, "Invocations", rules[0], now)
-        if not delivered and not self._holds_an_event(group):
+        holds_events = self._holds_an_event(group)
+        if not holds_events and not delivered:
             # The rules name the cluster's instances, so they are created after them and miss the
             # creation events: a new stack's first event may be its first backup, a day later.
             _fail_all(problems)
@@ -722,14 +723,12 @@ class Verification:
                 f" ({group} is empty), so delivery is not proven yet: run verify again after the first"
                 " backup or maintenance event"
             )
-        if not self._holds_an_event(group):
+        if not holds_events:
             problems.append(
                 (
                     f"log group {group} has received no RDS event though rule {rules[0]} delivered"
                     f" {delivered:g} in 24 h",
-                    f"check rule {rules[0]}'s event pattern and target and the log group's resource policy;"
-                    " RDS publishes events as the cluster and instances are created and backed up, so run"
-                    " verify again later if the stack is only minutes old",
+                    f"check rule {rules[0]}'s target and the log group's resource policy",
                     DOC_RDS_EVENTS,
                 )
             )

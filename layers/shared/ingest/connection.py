@@ -130,18 +130,6 @@ class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
         super()._request_authentication()  # type: ignore[misc]
 
 
-def _connect(**arguments: Any) -> GuardedConnection:
-    """A GuardedConnection, traced as X-Ray traces pymysql.connect when the function's Tracer patched it."""
-    if pymysql.connect is pymysql.connections.Connection:
-        return GuardedConnection(**arguments)
-    # Powertools' Tracer(patch_modules=("pymysql",)) has X-Ray wrap pymysql.connect: the same wrapper
-    # around this class keeps a subsegment per statement.
-    from aws_xray_sdk.ext.pymysql.patch import _xray_traced_connect  # type: ignore[import-untyped]
-
-    connection: GuardedConnection = _xray_traced_connect(GuardedConnection, None, (), arguments)
-    return connection
-
-
 class Database:
     """Hands out a live connection, reusing the container's one while it works.
 
@@ -173,7 +161,7 @@ class Database:
 
     def _open(self, deadline: Deadline | None) -> GuardedConnection:
         settings = self.settings
-        return _connect(
+        return GuardedConnection(
             deadline=deadline,
             host=settings.host,
             port=settings.port,
